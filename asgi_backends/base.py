@@ -1,0 +1,266 @@
+"""The channel layer contract shared by every backend.
+
+A channel layer moves *messages* (dicts of msgpack-able values) between
+processes over named *channels*. This module holds what every backend does
+the same way: name validation, message validation and encoding, capacity
+lookup, fresh channel names, and the default ``receive_twisted`` /
+``receive_async`` built on a blocking ``receive``.
+
+Channel names are ASCII letters, digits, ``.``, ``-`` and ``_``, shorter
+than :data:`MAX_NAME_LENGTH`, optionally followed by one type character and
+a suffix:
+
+* ``name?suffix`` -- a *single-reader* channel (a request body, say).
+* ``name!suffix`` -- a *process-specific* channel: the owning process
+  receives on the prefix ``name!`` and gets the messages of every channel
+  starting with it, each reported under its full name.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import secrets
+import threading
+from typing import Any, Iterable, Pattern
+
+import msgpack
+
+from .exceptions import ChannelFull, MessageTooLarge
+
+Message = dict
+"""A message: a dict of bytes, str, int, float, bool, None, lists and dicts."""
+
+MAX_NAME_LENGTH = 100
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+
+_CHANNEL_NAME = re.compile(r"^[a-zA-Z\d\-_.]+([?!][a-zA-Z\d\-_.]*)?$")
+_GROUP_NAME = re.compile(r"^[a-zA-Z\d\-_.]+$")
+
+
+def pack(message: Message) -> bytes:
+    """Encode a message with msgpack; bytes and str stay distinct."""
+    return msgpack.packb(message, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Message:
+    """Decode what :func:`pack` produced."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def non_local_name(name: str) -> str:
+    """Return the part of a process-specific name that routes it: ``a!xyz`` → ``a!``.
+
+    Other names are returned unchanged.
+    """
+    bang = name.find("!")
+    return name if bang < 0 else name[: bang + 1]
+
+
+class BaseChannelLayer:
+    """Shared behaviour of all channel layers.
+
+    Subclasses implement ``send``, ``receive``, ``new_channel`` and the
+    extensions they list in :attr:`extensions`.
+
+    Args:
+        expiry: seconds an unread message lives.
+        group_expiry: seconds a group membership lives after its last
+            ``group_add``.
+        capacity: default number of unread messages a channel may hold.
+        channel_capacity: overrides of ``capacity``, keyed by a channel name,
+            a glob pattern (``"http.request"``, ``"websocket.*"``) or a
+            compiled regular expression. The first match wins.
+        max_message_size: largest encoded message accepted by ``send``.
+    """
+
+    extensions: list[str] = []
+
+    ChannelFull = ChannelFull
+    MessageTooLarge = MessageTooLarge
+
+    def __init__(
+        self,
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: dict[str | Pattern[str], int] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        if expiry <= 0:
+            raise ValueError(f"expiry must be a positive number of seconds, not {expiry!r}")
+        if group_expiry <= 0:
+            raise ValueError(f"group_expiry must be a positive number of seconds, not {group_expiry!r}")
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be a positive integer, not {capacity!r}")
+        self.expiry = expiry
+        self.group_expiry = group_expiry
+        self.capacity = capacity
+        self.max_message_size = max_message_size
+        self.channel_capacity = self._compile_capacities(channel_capacity or {})
+        self._capacity_cache: dict[str, int] = {}
+
+    # -- validation -------------------------------------------------------
+
+    @staticmethod
+    def _compile_capacities(
+        overrides: dict[str | Pattern[str], int],
+    ) -> list[tuple[Pattern[str], int]]:
+        compiled = []
+        for pattern, value in overrides.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"channel_capacity[{pattern!r}] must be a positive integer, not {value!r}")
+            if isinstance(pattern, str):
+                pattern = re.compile(fnmatch.translate(pattern))
+            elif not isinstance(pattern, re.Pattern):
+                raise TypeError(
+                    f"channel_capacity keys must be names, glob patterns or compiled regexes, not {pattern!r}"
+                )
+            compiled.append((pattern, value))
+        return compiled
+
+    def valid_channel_name(self, name: Any, receive: bool = False) -> bool:
+        """Check a channel name; return True or raise ``TypeError`` saying why.
+
+        With ``receive=True``, process-specific names must be given as their
+        prefix (ending in ``!``), since that is what a process listens on.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"Channel name must be a str, not {type(name).__name__} ({name!r})")
+        if len(name) >= MAX_NAME_LENGTH:
+            raise TypeError(f"Channel name {name[:40]!r}... is {len(name)} characters; the limit is {MAX_NAME_LENGTH - 1}")
+        if not _CHANNEL_NAME.match(name):
+            raise TypeError(
+                f"Channel name {name!r} is invalid: use ASCII letters, digits, '.', '-', '_' "
+                "and at most one '?' or '!'"
+            )
+        if receive and "!" in name and not name.endswith("!"):
+            raise TypeError(
+                f"Cannot receive on {name!r}: receive on its process-specific prefix {non_local_name(name)!r} instead"
+            )
+        return True
+
+    def valid_group_name(self, name: Any) -> bool:
+        """Check a group name; return True or raise ``TypeError`` saying why."""
+        if not isinstance(name, str):
+            raise TypeError(f"Group name must be a str, not {type(name).__name__} ({name!r})")
+        if len(name) >= MAX_NAME_LENGTH:
+            raise TypeError(f"Group name {name[:40]!r}... is {len(name)} characters; the limit is {MAX_NAME_LENGTH - 1}")
+        if not _GROUP_NAME.match(name):
+            raise TypeError(f"Group name {name!r} is invalid: use ASCII letters, digits, '.', '-' and '_'")
+        return True
+
+    def valid_channel_names(self, names: Any, receive: bool = False) -> list[str]:
+        """Check a list of channel names for ``receive``; return it as a list."""
+        if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+            raise TypeError(f"channels must be a list of channel names, not {names!r}")
+        names = list(names)
+        for name in names:
+            self.valid_channel_name(name, receive=receive)
+        return names
+
+    def encode(self, message: Any) -> bytes:
+        """Validate and encode a message for sending.
+
+        Raises:
+            TypeError: the message is not a dict or holds a value msgpack
+                cannot encode.
+            MessageTooLarge: the encoding exceeds ``max_message_size``.
+        """
+        if not isinstance(message, dict):
+            raise TypeError(f"Message must be a dict, not {type(message).__name__}")
+        try:
+            data = pack(message)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise TypeError(f"Message cannot be encoded: {exc}; use bytes, str, numbers, bools, None, lists and dicts") from exc
+        if len(data) > self.max_message_size:
+            raise self.MessageTooLarge(
+                f"Message is {len(data)} bytes encoded; the limit is {self.max_message_size}. "
+                "Split it into chunks or raise max_message_size."
+            )
+        return data
+
+    # -- capacity and names -----------------------------------------------
+
+    def get_capacity(self, channel: str) -> int:
+        """Return the capacity of ``channel`` (process-specific names share their prefix's)."""
+        try:
+            return self._capacity_cache[channel]
+        except KeyError:
+            pass
+        name = non_local_name(channel)
+        capacity = self.capacity
+        for pattern, value in self.channel_capacity:
+            if pattern.match(name):
+                capacity = value
+                break
+        if len(self._capacity_cache) < 10000:
+            self._capacity_cache[channel] = capacity
+        return capacity
+
+    def make_channel_name(self, pattern: str) -> str:
+        """Return ``pattern`` with a fresh, unguessable suffix appended.
+
+        ``pattern`` must end in ``!`` or ``?``. The suffix is drawn from
+        :mod:`secrets`: a reply channel's name is a capability, so it must
+        not be predictable.
+        """
+        if not isinstance(pattern, str) or not pattern.endswith(("!", "?")):
+            raise TypeError(f"new_channel pattern must be a str ending in '!' or '?', not {pattern!r}")
+        self.valid_channel_name(pattern)
+        return pattern + secrets.token_hex(12)
+
+    # -- the operations backends implement ----------------------------------
+
+    def send(self, channel: str, message: Message) -> None:
+        """Put ``message`` on ``channel``. Raises ``ChannelFull`` at capacity."""
+        raise NotImplementedError
+
+    def receive(self, channels: list[str], block: bool = False) -> tuple[str | None, Message | None]:
+        """Take one message from any of ``channels``; ``(None, None)`` when there is none."""
+        raise NotImplementedError
+
+    def new_channel(self, pattern: str) -> str:
+        """Return a channel name, unique to this call, that starts with ``pattern``."""
+        return self.make_channel_name(pattern)
+
+    # -- default async receives ---------------------------------------------
+
+    def receive_twisted(self, channels: list[str]):
+        """Return a Twisted ``Deferred`` firing with ``(channel, message)``.
+
+        This default runs a blocking ``receive`` in the reactor's thread pool;
+        backends with a native event-loop client override it.
+        """
+        from twisted.internet import threads
+
+        channels = self.valid_channel_names(channels, receive=True)
+        return threads.deferToThread(self.receive, channels, True)
+
+    async def receive_async(self, channels: list[str]) -> tuple[str | None, Message | None]:
+        """Await one ``(channel, message)`` without blocking the asyncio loop."""
+        import asyncio
+
+        channels = self.valid_channel_names(channels, receive=True)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.receive, channels, True)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__qualname__}>"
+
+
+class StatisticsCounter:
+    """Thread-safe global counters for the ``statistics`` extension."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.messages_count = 0
+        self.channel_full_count = 0
+
+    def sent(self) -> None:
+        with self._lock:
+            self.messages_count += 1
+
+    def full(self) -> None:
+        with self._lock:
+            self.channel_full_count += 1
