@@ -175,8 +175,16 @@ class ChannelLayer(BaseChannelLayer):
         self.valid_group_name(group)
         data = self.encode(message)
         with self._cond:
-            for channel in list(self._live_members(group)):
-                self._put(channel, data)
+            members = self._live_members(group)
+            now = time.monotonic()
+            for channel in list(members):
+                # Expire first: a member whose last message went unread has
+                # left the group and must not get this one.
+                queue = self._queues.get(non_local_name(channel))
+                if queue:
+                    self._expire(non_local_name(channel), queue, now)
+                if channel in members:
+                    self._put(channel, data)
             self._cond.notify_all()
 
     # -- flush and statistics ---------------------------------------------
