@@ -21,7 +21,9 @@ A blocking receive, step by step:
 
 from __future__ import annotations
 
+import functools
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -41,11 +43,18 @@ _TAKE_ONE = (
 )
 
 
+@functools.lru_cache(maxsize=64)
 def _take_sql(count: int) -> str:
-    # The oldest message over several queues: the smallest of each queue's
-    # first id, each found by one index seek.
-    firsts = " UNION ALL ".join(["SELECT min(id) AS id FROM messages WHERE queue = ?"] * count)
-    return f"DELETE FROM messages WHERE id = (SELECT min(id) FROM ({firsts})) RETURNING channel, data"
+    # The first message of the first non-empty queue, in the order the
+    # queues are given (the caller shuffles them so no channel starves);
+    # each queue's head is one index seek.
+    heads = " UNION ALL ".join(
+        f"SELECT {position} AS position, (SELECT min(id) FROM messages WHERE queue = ?) AS id" for position in range(count)
+    )
+    return (
+        f"DELETE FROM messages WHERE id = (SELECT id FROM ({heads}) WHERE id IS NOT NULL ORDER BY position LIMIT 1) "
+        "RETURNING channel, data"
+    )
 
 
 class _Resources:
@@ -219,7 +228,7 @@ class SQLiteChannelLayer(BaseChannelLayer):
         if len(queues) == 1:
             row = conn.execute(_TAKE_ONE, queues).fetchone()
         else:
-            row = conn.execute(_take_sql(len(queues)), queues).fetchone()
+            row = conn.execute(_take_sql(len(queues)), random.sample(queues, len(queues))).fetchone()
         if row is not None or not wait:
             if registered:
                 conn.execute("DELETE FROM waiters WHERE address = ?", (address,))
