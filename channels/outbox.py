@@ -1,0 +1,118 @@
+"""Sends made while a consumer runs are held here and flushed when it returns.
+
+A consumer that raises (or raises ``ConsumeLater``) therefore sends nothing
+half-way. ``Channel.send(..., immediately=True)`` bypasses the outbox.
+The outbox is per thread; outside a consumer sends go out at once.
+
+It also remembers whether the consumer answered a ``websocket.connect``
+(accepted, rejected, closed or sent a frame), which is how the worker knows
+to accept a connection its consumer left undecided.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+logger = logging.getLogger(__name__)
+
+#: keys that, sent on a WebSocket reply channel, settle its handshake
+ANSWER_KEYS = ("accept", "close", "text", "bytes")
+
+
+class Outbox:
+    """The held sends of the consumer running in the current thread."""
+
+    retry_time = 2.0
+    retry_interval = 0.05
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @property
+    def active(self) -> bool:
+        """True while a consumer runs in this thread."""
+        return getattr(self._local, "entries", None) is not None
+
+    def begin(self, watch: str | None = None) -> None:
+        """Start holding sends; ``watch`` is a reply channel whose answers are noted."""
+        self._local.entries = []
+        self._local.after = []
+        self._local.watch = watch
+        self._local.answered = False
+
+    def add(self, target: Any, content: dict) -> None:
+        """Hold ``content`` for ``target`` (a Channel or Group)."""
+        self._local.entries.append((target, content))
+
+    def note_send(self, channel_name: str, content: dict) -> None:
+        """Record that ``content`` went (or will go) to ``channel_name``."""
+        local = self._local
+        if getattr(local, "watch", None) == channel_name and any(key in content for key in ANSWER_KEYS):
+            local.answered = True
+
+    @property
+    def answered(self) -> bool:
+        """True if the watched reply channel was sent an answer."""
+        return getattr(self._local, "answered", False)
+
+    def after_flush(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the held sends went out (at once if none are held)."""
+        if self.active:
+            self._local.after.append(callback)
+        else:
+            callback()
+
+    def flush(self, first: list[tuple[Any, dict]] | None = None) -> None:
+        """Send everything held (``first`` before the rest), then run the callbacks.
+
+        A send that meets ``ChannelFull`` is retried for up to ``retry_time``.
+
+        Raises:
+            RuntimeError: a channel stayed full; the remaining sends are lost.
+        """
+        entries = (first or []) + self._local.entries
+        after = self._local.after
+        self.end()
+        try:
+            for target, content in entries:
+                self._send(target, content)
+        finally:
+            for callback in after:
+                callback()
+
+    def discard(self) -> None:
+        """Drop the held sends (the consumer failed) but still run the callbacks."""
+        after = getattr(self._local, "after", [])
+        self.end()
+        for callback in after:
+            callback()
+
+    def end(self) -> None:
+        """Stop holding sends in this thread."""
+        self._local.entries = None
+        self._local.after = []
+        self._local.watch = None
+
+    def _send(self, target: Any, content: dict) -> None:
+        deadline = None
+        while True:
+            try:
+                target.send(content, immediately=True)
+                return
+            except target.channel_layer.ChannelFull:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.retry_time
+                if now >= deadline:
+                    raise RuntimeError(
+                        f"Could not send a held message to {target}: it stayed full for {self.retry_time}s. "
+                        "Consume faster, raise the channel's capacity, or send with immediately=True "
+                        "and handle ChannelFull yourself."
+                    ) from None
+                time.sleep(self.retry_interval)  # the channel is full: give its reader time
+
+
+outbox = Outbox()

@@ -1,0 +1,233 @@
+"""The worker: receive from the routed channels, run consumers, repeat.
+
+One :class:`Worker` owns a pool of threads, each blocking on
+``channel_layer.receive(channels, block=True)``; nothing sleep-polls. A
+private process-specific *control channel* is listened on as well, so that a
+shutdown can wake every blocked thread at once instead of waiting out the
+layer's blocking timeout.
+
+Shutdown: the first ``SIGTERM``/``SIGINT`` only sets a flag; each thread
+finishes the message in hand and leaves; :meth:`Worker.run` then returns. A
+second signal ends the process at once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import secrets
+import signal
+import threading
+from typing import Any, Iterable, Protocol
+
+from .exceptions import ConsumeLater
+from .requeue import RETRIES_KEY, Requeuer, retry_delay
+from .signals import WorkerHooks
+
+logger = logging.getLogger(__name__)
+
+
+class Router(Protocol):
+    """What a worker needs from a router."""
+
+    channels: set[str]
+
+    def match(self, message: Any) -> tuple[Any, dict[str, Any]] | None: ...
+
+
+def filter_channels(
+    channels: Iterable[str],
+    only: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+) -> list[str]:
+    """Apply glob filters (``fnmatch``, case-sensitive); return the names sorted."""
+    only = list(only or ())
+    exclude = list(exclude or ())
+    result = []
+    for name in channels:
+        if only and not any(fnmatch.fnmatchcase(name, pattern) for pattern in only):
+            continue
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in exclude):
+            continue
+        result.append(name)
+    return sorted(result)
+
+
+class Worker:
+    """Runs consumers for the messages arriving on a router's channels.
+
+    Args:
+        channel_layer: the layer to receive from and send to.
+        router: has ``channels`` (the names to listen on) and
+            ``match(message) -> (consumer, kwargs) | None``.
+        hooks: how messages are built and consumers called
+            (:class:`~worker.signals.WorkerHooks` by default).
+        threads: number of threads receiving and running consumers.
+        only_channels / exclude_channels: glob patterns narrowing the
+            channels listened on.
+        message_retries: how many times a ``ConsumeLater`` message is put
+            back before it is dropped.
+        signal_handlers: install ``SIGTERM``/``SIGINT`` handlers in
+            :meth:`run` (only possible from the main thread).
+
+    Raises:
+        ValueError: ``threads`` is not a positive integer, or the filters
+            leave no channel to listen on.
+    """
+
+    def __init__(
+        self,
+        channel_layer: Any,
+        router: Router,
+        hooks: WorkerHooks | None = None,
+        threads: int = 1,
+        only_channels: Iterable[str] | None = None,
+        exclude_channels: Iterable[str] | None = None,
+        message_retries: int = 10,
+        signal_handlers: bool = True,
+    ) -> None:
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, not {threads!r}")
+        self.channel_layer = channel_layer
+        self.router = router
+        self.hooks = hooks or WorkerHooks()
+        self.threads = threads
+        self.message_retries = message_retries
+        self.signal_handlers = signal_handlers
+        self.channels = filter_channels(router.channels, only_channels, exclude_channels)
+        if not self.channels:
+            raise ValueError(
+                f"No channels to listen on: routing has {sorted(router.channels)!r}, "
+                f"only={list(only_channels or ())!r}, exclude={list(exclude_channels or ())!r}"
+            )
+        # A prefix no other process uses: "worker.<random>!".
+        self.control_prefix = f"worker.{secrets.token_hex(8)}!"
+        self._listen = [*self.channels, self.control_prefix]
+        self._stopping = threading.Event()
+        self._signals_seen = 0
+        self._requeuer = Requeuer(channel_layer)
+        self._threads: list[threading.Thread] = []
+        self._match = router.match
+        self._make_message = self.hooks.make_message
+        self._call = self.hooks.call
+        self._dispatching = self.hooks.dispatching
+
+    # -- lifecycle ------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was requested."""
+        return self._stopping.is_set()
+
+    def start(self) -> None:
+        """Start the receiving threads and return (see :meth:`run` to block)."""
+        logger.info("Listening on channels %s with %d thread(s)", ", ".join(self.channels), self.threads)
+        self.hooks.ready(self)
+        for index in range(self.threads):
+            thread = threading.Thread(target=self._loop, name=f"worker-{index}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def run(self) -> None:
+        """Start, then block until a stop is requested and every thread is done."""
+        if self.signal_handlers:
+            self.install_signal_handlers()
+        self.start()
+        self.join()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the threads to finish; return True if they all did."""
+        for thread in self._threads:
+            thread.join(timeout)
+        alive = any(thread.is_alive() for thread in self._threads)
+        if not alive:
+            self._requeuer.close(flush=True)
+        return not alive
+
+    def stop(self) -> None:
+        """Ask every thread to finish its current message and leave. Thread-safe."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        # Wake the threads blocked in receive; each takes one wake-up message.
+        for _ in range(self.threads):
+            try:
+                self.channel_layer.send(self.control_prefix + "wake", {"stop": True})
+            except Exception:
+                logger.warning("Could not wake a worker thread; it stops after its receive times out")
+
+    def install_signal_handlers(self) -> None:
+        """Make ``SIGTERM``/``SIGINT`` stop gracefully (twice: at once)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signo: int, frame: Any) -> None:
+        self._signals_seen += 1
+        if self._signals_seen > 1:
+            logger.warning("Second shutdown signal: exiting now")
+            os._exit(1)
+        logger.info("Shutdown signal received: finishing the messages in hand")
+        # stop() sends on the layer, which may block; keep the handler short.
+        threading.Thread(target=self.stop, name="worker-stop", daemon=True).start()
+
+    # -- the loop -------------------------------------------------------------
+
+    def _loop(self) -> None:
+        receive = self.channel_layer.receive
+        listen = self._listen
+        control = self.control_prefix
+        while not self._stopping.is_set():
+            try:
+                channel, content = receive(listen, block=True)
+            except Exception:
+                logger.exception("Receiving from the channel layer failed; retrying")
+                self._stopping.wait(0.5)  # back off while the layer is down
+                continue
+            if channel is None:
+                continue
+            if channel.startswith(control):
+                continue
+            self.handle(channel, content)
+
+    def handle(self, channel: str, content: dict) -> None:
+        """Route one message and run its consumer, containing every failure."""
+        try:
+            message = self._make_message(channel, content, self.channel_layer)
+            match = self._match(message)
+        except Exception:
+            logger.exception("Could not route a message on %s (reply channel %s)", channel, content.get("reply_channel"))
+            return
+        if match is None:
+            logger.warning("No route matches a message on %s (reply channel %s); check your routing",
+                           channel, content.get("reply_channel"))
+            return
+        consumer, kwargs = match
+        self._dispatching(channel, message, consumer)
+        try:
+            self._call(consumer, message, kwargs)
+        except ConsumeLater:
+            self.requeue(channel, content)
+        except Exception as exc:
+            logger.exception(
+                "Consumer %s raised on channel %s (reply channel %s)",
+                _name(consumer), channel, content.get("reply_channel"),
+            )
+            self.hooks.error(channel, content, exc, self.channel_layer)
+
+    def requeue(self, channel: str, content: dict) -> None:
+        """Put a ``ConsumeLater`` message back after a delay, or drop it if retried too often."""
+        attempt = content.get(RETRIES_KEY, 0) + 1
+        if attempt > self.message_retries:
+            logger.warning("Dropping a message on %s (reply channel %s) after %d ConsumeLater retries",
+                           channel, content.get("reply_channel"), self.message_retries)
+            return
+        content[RETRIES_KEY] = attempt
+        self._requeuer.schedule(channel, content, retry_delay(attempt))
+
+
+def _name(thing: Any) -> str:
+    """Return a dotted name for a consumer, for logs."""
+    module = getattr(thing, "__module__", None) or type(thing).__module__
+    name = getattr(thing, "__qualname__", None) or type(thing).__qualname__
+    return f"{module}.{name}"
