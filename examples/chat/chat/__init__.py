@@ -1,0 +1,1 @@
+"""The chat app: rooms, persisted messages, WebSocket consumers and the page."""

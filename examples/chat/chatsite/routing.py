@@ -1,0 +1,20 @@
+"""Channel routing: which consumer runs for which channel (the ``urls.py`` of channels)."""
+
+from channels.routing import include, route
+
+from chat import consumers
+
+# WebSocket paths look like /chat/<room-slug>/; include() adds the /chat prefix.
+chat_routing = [
+    route("websocket.connect", consumers.ws_connect, path=r"^/(?P<room>[a-z0-9][a-z0-9-]{0,49})/$"),
+    route("websocket.receive", consumers.ws_message),
+    route("websocket.disconnect", consumers.ws_disconnect),
+]
+
+channel_routing = [
+    include(chat_routing, path=r"^/chat"),
+    # A socket opened on any other path is refused rather than left dangling.
+    route("websocket.connect", consumers.ws_reject),
+    # Our own channel: saves a message and broadcasts it to the room.
+    route("chat-messages", consumers.msg_consumer),
+]

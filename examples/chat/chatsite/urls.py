@@ -1,0 +1,7 @@
+"""URLs of the chat example."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("chat.urls")),
+]
