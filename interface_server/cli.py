@@ -1,0 +1,151 @@
+"""The ``interface-server`` command (also ``python -m interface_server``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import IO, Any, Sequence
+
+from .config import ServerConfig, build_endpoint_strings
+from .server import Server
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["build_parser", "import_layer", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser; ``--help`` documents every option."""
+    parser = argparse.ArgumentParser(
+        prog="interface-server",
+        description="Serve HTTP and WebSocket clients, relaying their events over a channel layer.",
+    )
+    add = parser.add_argument
+    add("channel_layer", help="The channel layer to use, as module.path:attribute (e.g. myproject.asgi:channel_layer)")
+    add("-b", "--bind", dest="host", default=None, help="Address to bind to (default 127.0.0.1 when -p is given)")
+    add("-p", "--port", type=int, default=None, help="TCP port to listen on (0 picks a free one; default 8000)")
+    add("-u", "--unix-socket", default=None, help="Listen on this UNIX domain socket path")
+    add("--fd", type=int, default=None, dest="file_descriptor", help="Listen on an inherited socket file descriptor")
+    add("-e", "--endpoint", dest="endpoints", action="append", default=[],
+        help="A Twisted server endpoint string (repeatable), e.g. tcp:8000:interface=127.0.0.1 or unix:/tmp/x.sock")
+    add("--access-log", default=None, help="Write Apache-style access lines to this file ('-' for stdout)")
+    add("--http-timeout", type=float, default=120.0,
+        help="Seconds to wait for the application's response before answering 503 (default 120; 0 = never)")
+    add("--websocket_timeout", "--websocket-timeout", dest="websocket_timeout", type=float, default=86400.0,
+        help="Seconds a WebSocket may stay idle before it is closed (default 86400; -1 = never)")
+    add("--websocket_connect_timeout", "--websocket-connect-timeout", dest="websocket_connect_timeout", type=float,
+        default=20.0, help="Seconds to hold a WebSocket handshake waiting for the application (default 20)")
+    add("--ping-interval", type=float, default=20.0,
+        help="Seconds between pings on open WebSockets (default 20; 0 = no pings)")
+    add("--ping-timeout", type=float, default=30.0,
+        help="Seconds to wait for a pong before dropping the WebSocket (default 30)")
+    add("--root-path", default="", help="The root_path sent with every request (the prefix the site is mounted under)")
+    add("--proxy-headers", action="store_true",
+        help="Take client address and scheme from X-Forwarded-For/-Port/-Proto (only behind a trusted proxy)")
+    add("--ws-protocol", dest="ws_protocols", action="append", default=[],
+        help="A WebSocket subprotocol the server may agree to (repeatable)")
+    add("--body-inline-limit", type=int, default=500 * 1024,
+        help="Request bodies larger than this many bytes go on a body channel in chunks (default 512000)")
+    add("--max-body-size", type=int, default=100 * 1024 * 1024,
+        help="Largest request body accepted; larger ones get 413 (default 104857600)")
+    add("--max-header-size", type=int, default=64 * 1024,
+        help="Largest request head accepted; larger ones get 431 (default 65536)")
+    add("--shutdown-timeout", type=float, default=10.0,
+        help="On SIGTERM, seconds in-flight HTTP responses get to finish (default 10)")
+    add("-v", "--verbosity", type=int, default=1, choices=[0, 1, 2, 3],
+        help="0 errors, 1 startup and warnings (default), 2 every request and connection, 3 debugging")
+    return parser
+
+
+def import_layer(path: str) -> Any:
+    """Import ``module.path:attribute`` and return the channel layer it names.
+
+    Raises:
+        ValueError: the path has no ``:attribute`` part, or the attribute is missing.
+        ImportError: the module cannot be imported.
+    """
+    module_name, sep, attribute = path.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"channel layer must be given as module.path:attribute, not {path!r}")
+    if "" not in sys.path and "." not in sys.path:
+        # Like Daphne: the current directory holds the project (its asgi.py).
+        sys.path.insert(0, "")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = {0: logging.ERROR, 1: logging.INFO, 2: logging.INFO, 3: logging.DEBUG}[verbosity]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if verbosity < 2:
+        # Per-request notices stay quiet unless asked for with -v 2.
+        logging.getLogger("interface_server.http_protocol").setLevel(logging.WARNING)
+
+
+def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> ServerConfig:
+    """Build the :class:`ServerConfig` for parsed command-line arguments."""
+    endpoints = list(args.endpoints)
+    host = args.host
+    port = args.port
+    if host is None and port is not None:
+        host = "127.0.0.1"
+    if port is None and host is not None:
+        port = 8000
+    endpoints += build_endpoint_strings(host, port, args.unix_socket, args.file_descriptor)
+    if not endpoints:
+        endpoints = build_endpoint_strings("127.0.0.1", 8000)
+    return ServerConfig(
+        endpoints=endpoints,
+        http_timeout=args.http_timeout or None,
+        websocket_timeout=args.websocket_timeout if args.websocket_timeout >= 0 else None,
+        websocket_connect_timeout=args.websocket_connect_timeout,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+        root_path=args.root_path,
+        proxy_headers=args.proxy_headers,
+        ws_protocols=args.ws_protocols,
+        access_log=access_log,
+        verbosity=args.verbosity,
+        body_inline_limit=args.body_inline_limit,
+        max_body_size=args.max_body_size,
+        max_header_size=args.max_header_size,
+        shutdown_timeout=args.shutdown_timeout,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the interface server from command-line arguments; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbosity)
+    try:
+        layer = import_layer(args.channel_layer)
+    except (ValueError, ImportError) as exc:
+        parser.error(f"cannot load channel layer {args.channel_layer!r}: {exc}")
+    access_log = None
+    if args.access_log == "-":
+        access_log = sys.stdout
+    elif args.access_log:
+        access_log = open(args.access_log, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    try:
+        config = config_from_args(args, access_log)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    def announce(addresses: list[str]) -> None:
+        logger.info("Listening on %s, channel layer %s (%s)", ", ".join(addresses), args.channel_layer,
+                    type(layer).__module__ + "." + type(layer).__qualname__)
+
+    config = _replace_on_ready(config, announce)
+    return Server(layer, config).run()
+
+
+def _replace_on_ready(config: ServerConfig, callback: Any) -> ServerConfig:
+    import dataclasses
+
+    return dataclasses.replace(config, on_ready=callback)

@@ -1,0 +1,161 @@
+"""Receive every reply addressed to this server and hand it to its connection.
+
+The server listens on one process-specific channel prefix
+(``interface.response.<random>!``); each request or WebSocket gets a name
+under it from ``layer.new_channel``. Replies are received without polling:
+through the layer's native ``receive_twisted`` when it has one, otherwise
+on a dedicated thread blocking in ``layer.receive(..., block=True)`` that
+hands each message to the reactor.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+from twisted.internet import reactor as default_reactor
+
+logger = logging.getLogger(__name__)
+
+PREFIX_BASE = "interface.response."
+
+
+class ReplyTarget(Protocol):
+    """What a connection registered for replies must offer."""
+
+    def handle_reply(self, message: dict[str, Any]) -> None: ...
+
+
+def make_prefix() -> str:
+    """Return a fresh process-specific prefix for this server's reply channels."""
+    return f"{PREFIX_BASE}{secrets.token_hex(8)}!"
+
+
+def _has_native_twisted_receive(layer: Any) -> bool:
+    """True if the layer's ``receive_twisted`` is its own, not the thread-pool default."""
+    if "twisted" not in getattr(layer, "extensions", ()):
+        return False
+    method = getattr(type(layer), "receive_twisted", None)
+    if method is None:
+        return False
+    try:
+        from asgi_backends.base import BaseChannelLayer
+    except ImportError:  # pragma: no cover - asgi_backends ships with us
+        return True
+    return method is not BaseChannelLayer.receive_twisted
+
+
+class ReplyReceiver:
+    """Routes messages from this server's reply prefix to registered targets.
+
+    Args:
+        layer: the channel layer.
+        prefix: the process-specific prefix to receive on (ends in ``!``).
+        reactor: the Twisted reactor the targets live in.
+    """
+
+    def __init__(self, layer: Any, prefix: str, reactor: Any = None) -> None:
+        if not prefix.endswith("!"):
+            raise ValueError(f"reply prefix must end in '!', not {prefix!r}")
+        self.layer = layer
+        self.prefix = prefix
+        self.reactor = reactor or default_reactor
+        self.targets: dict[str, ReplyTarget] = {}
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self.native = _has_native_twisted_receive(layer)
+
+    def new_channel(self, target: ReplyTarget) -> str:
+        """Return a fresh reply channel name and route its messages to ``target``."""
+        name = self.layer.new_channel(self.prefix)
+        self.targets[name] = target
+        return name
+
+    def forget(self, name: str | None) -> None:
+        """Stop routing ``name``; later messages for it are dropped quietly."""
+        if name is not None:
+            self.targets.pop(name, None)
+
+    def start(self) -> None:
+        """Begin receiving (call in the reactor thread)."""
+        if self._running:
+            return
+        self._running = True
+        if self.native:
+            self._receive_native()
+        else:
+            self._thread = threading.Thread(target=self._receive_blocking, name="reply-receiver", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop receiving. A blocked thread notices at its next wake-up."""
+        self._running = False
+
+    def dispatch(self, channel: str | None, message: dict[str, Any] | None) -> None:
+        """Hand one received message to its target (reactor thread)."""
+        if channel is None or message is None:
+            return
+        target = self.targets.get(channel)
+        if target is None:
+            # The client has gone (or timed out); its late replies are expected.
+            logger.debug("Dropping message for unknown reply channel %s", channel)
+            return
+        try:
+            target.handle_reply(message)
+        except Exception:
+            logger.exception("Error handling reply on %s", channel)
+
+    # -- the two ways of receiving ------------------------------------------
+
+    def _receive_native(self) -> None:
+        if not self._running:
+            return
+        try:
+            deferred = self.layer.receive_twisted([self.prefix])
+        except Exception:
+            logger.exception("Channel layer receive failed; retrying in 1s")
+            self.reactor.callLater(1.0, self._receive_native)
+            return
+        deferred.addCallbacks(self._native_result, self._native_error)
+
+    def _native_result(self, result: tuple[str | None, dict | None]) -> None:
+        self.dispatch(*result)
+        self._receive_native()
+
+    def _native_error(self, failure: Any) -> None:
+        logger.error("Channel layer receive failed (%s); retrying in 1s", failure.getErrorMessage())
+        self.reactor.callLater(1.0, self._receive_native)
+
+    def _receive_blocking(self) -> None:
+        channels = [self.prefix]
+        call = self.reactor.callFromThread
+        dispatch = self.dispatch
+        receive = self.layer.receive
+        backoff = 0.1
+        while self._running:
+            try:
+                channel, message = receive(channels, block=True)
+            except Exception as exc:
+                # Redis down and the like: keep the thread alive and retry.
+                logger.error("Channel layer receive failed (%s); retrying in %.1fs", exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            if channel is not None:
+                call(dispatch, channel, message)
+
+
+def call_later_safe(reactor: Any, delay: float, func: Callable[..., object], *args: Any) -> Any:
+    """``reactor.callLater`` that logs instead of propagating errors from ``func``."""
+
+    def run() -> None:
+        try:
+            func(*args)
+        except Exception:
+            logger.exception("Error in scheduled call %r", func)
+
+    return reactor.callLater(delay, run)

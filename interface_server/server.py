@@ -1,0 +1,251 @@
+"""The :class:`Server`: listens on endpoints and runs the Twisted reactor.
+
+Usage::
+
+    from interface_server.config import ServerConfig
+    from interface_server.server import Server
+
+    server = Server(channel_layer, ServerConfig(endpoints=["tcp:port=8000:interface=127.0.0.1"]))
+    server.run()    # blocks in the calling (main) thread until stopped
+    server.stop()   # from any thread: graceful shutdown, as for SIGTERM
+
+The Twisted reactor cannot be restarted, so one process runs ``run()`` once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from twisted.internet import address, endpoints, task
+from twisted.internet.defer import DeferredList
+
+from .access import AccessLogger
+from .config import ServerConfig
+from .http_parse import RequestHead
+from .http_protocol import HTTPFactory
+from .replies import ReplyReceiver, make_prefix
+from .ws_protocol import WebSocketProtocol, build_ws_factory
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Server", "ServerContext", "describe_address"]
+
+
+def describe_address(host: Any) -> str:
+    """Return ``"tcp:HOST:PORT"`` or ``"unix:PATH"`` for a listening port's address."""
+    if isinstance(host, (address.IPv4Address, address.IPv6Address)):
+        return f"tcp:{host.host}:{host.port}"
+    if isinstance(host, address.UNIXAddress):
+        name = host.name.decode() if isinstance(host.name, bytes) else host.name
+        return f"unix:{name}"
+    return str(host)
+
+
+class ServerContext:
+    """State shared by every connection of one server (the protocols' view of it)."""
+
+    def __init__(self, layer: Any, config: ServerConfig, reactor: Any) -> None:
+        self.layer = layer
+        self.config = config
+        self.reactor = reactor
+        self.now = time.monotonic
+        self.prefix = make_prefix()
+        self.receiver = ReplyReceiver(layer, self.prefix, reactor)
+        self.access_log = AccessLogger(config.access_log) if config.access_log is not None else None
+        self.verbose = config.verbosity >= 2
+        self.server_name = config.server_name.encode("latin-1")
+        self.shutting_down = False
+        self.http_connections: set[Any] = set()
+        self.ws_connections: set[Any] = set()
+        self.ws_factory = build_ws_factory(self)
+
+    @staticmethod
+    def addresses(transport: Any) -> tuple[list[Any] | None, list[Any] | None]:
+        """Return the ASGI ``client`` and ``server`` of a connection (None for UNIX sockets)."""
+        peer, host = transport.getPeer(), transport.getHost()
+        client = [peer.host, peer.port] if isinstance(peer, (address.IPv4Address, address.IPv6Address)) else None
+        server = [host.host, host.port] if isinstance(host, (address.IPv4Address, address.IPv6Address)) else None
+        return client, server
+
+    @staticmethod
+    def proxied(head: RequestHead, client: Any, scheme: str) -> tuple[Any, str]:
+        """Apply ``X-Forwarded-For``/``-Port``/``-Proto`` (only called with ``proxy_headers``)."""
+        if head.forwarded_for:
+            host = head.forwarded_for.split(b",")[0].strip().decode("latin-1")
+            port = 0
+            if head.forwarded_port and head.forwarded_port.isdigit():
+                port = int(head.forwarded_port)
+            client = [host, port]
+        if head.forwarded_proto:
+            proto = head.forwarded_proto.split(b",")[0].strip().lower()
+            if proto in (b"http", b"https"):
+                scheme = proto.decode()
+        return client, scheme
+
+    def build_websocket(self, head: RequestHead, client: Any, server: Any, scheme: str) -> WebSocketProtocol:
+        """Return a WebSocket protocol to take over a connection that asked to upgrade."""
+        proto = self.ws_factory.buildProtocol(None)
+        proto.setup(self, head, client, server, scheme)
+        return proto
+
+
+class Server:
+    """An interface server: HTTP and WebSocket in, channel layer messages out.
+
+    Args:
+        channel_layer: the layer to send requests on and receive replies from.
+        config: every option; see :class:`~interface_server.config.ServerConfig`.
+        reactor: the Twisted reactor (the global one by default).
+
+    Attributes:
+        listening: addresses listened on (``"tcp:127.0.0.1:8000"``), filled
+            in once every endpoint listens; :attr:`ready` is set then.
+        ready: a :class:`threading.Event` set when listening (or when
+            listening failed; then :attr:`exit_code` is 1).
+        exit_code: 0 after a clean shutdown, 1 if an endpoint could not listen.
+    """
+
+    def __init__(self, channel_layer: Any, config: ServerConfig | None = None, reactor: Any = None) -> None:
+        if not callable(getattr(channel_layer, "send", None)) or not callable(getattr(channel_layer, "receive", None)):
+            raise TypeError(f"channel_layer must be a channel layer with send() and receive(), not {channel_layer!r}")
+        if config is not None and not isinstance(config, ServerConfig):
+            raise TypeError(f"config must be a ServerConfig, not {type(config).__name__}")
+        if reactor is None:
+            from twisted.internet import reactor
+        self.layer = channel_layer
+        self.config = config or ServerConfig()
+        self.reactor = reactor
+        self.ctx: ServerContext | None = None
+        self.ports: list[Any] = []
+        self.listening: list[str] = []
+        self.ready = threading.Event()
+        self.exit_code = 0
+        self._checker: task.LoopingCall | None = None
+        self._stopping = False
+        self._finished = False
+
+    # -- running ----------------------------------------------------------------
+
+    def run(self) -> int:
+        """Listen and run the reactor until stopped; return the exit code (0 or 1)."""
+        self.ctx = ServerContext(self.layer, self.config, self.reactor)
+        if self.config.signal_handlers and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self.reactor.callWhenRunning(self._start)
+        self.reactor.run(installSignalHandlers=False)
+        return self.exit_code
+
+    def stop(self) -> None:
+        """Shut down gracefully, as for SIGTERM. Safe to call from any thread."""
+        self.reactor.callFromThread(self._shutdown)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        logger.info("Received %s, shutting down", signal.Signals(signum).name)
+        self.reactor.callFromThread(self._shutdown)
+
+    def _start(self) -> None:
+        ctx = self.ctx
+        factory = HTTPFactory(ctx)
+        waiting = [self._listen(description, factory) for description in self.config.endpoints]
+        DeferredList(waiting, consumeErrors=True).addCallback(self._listening)
+        ctx.receiver.start()
+        timeouts = [t for t in (self.config.http_timeout, self.config.websocket_timeout,
+                                self.config.websocket_connect_timeout, self.config.keepalive_timeout)
+                    if t is not None and t > 0]
+        interval = max(0.05, min([1.0] + [t / 5 for t in timeouts]))
+        self._checker = task.LoopingCall(self._check_timeouts)
+        self._checker.clock = self.reactor
+        self._checker.start(interval, now=False)
+
+    def _listen(self, description: str, factory: HTTPFactory) -> Any:
+        from twisted.internet import defer
+
+        try:
+            if description.startswith("fd:"):
+                # Adopt an inherited listening socket (a process manager opened it).
+                options = dict(part.split("=", 1) for part in description[3:].split(":"))
+                family = socket.AF_UNIX if options.get("domain") == "UNIX" else socket.AF_INET
+                port = self.reactor.adoptStreamPort(int(options["fileno"]), family, factory)
+                return defer.succeed(port)
+            return endpoints.serverFromString(self.reactor, description).listen(factory)
+        except Exception as exc:
+            return defer.fail(ValueError(f"bad endpoint {description!r}: {exc}"))
+
+    def _listening(self, results: list[tuple[bool, Any]]) -> None:
+        failed = False
+        for (ok, value), description in zip(results, self.config.endpoints):
+            if ok:
+                self.ports.append(value)
+                self.listening.append(describe_address(value.getHost()))
+            else:
+                failed = True
+                logger.error("Cannot listen on %s: %s", description, value.getErrorMessage())
+        if failed:
+            self.exit_code = 1
+            self.ready.set()
+            self._finish()
+            return
+        logger.debug("Receiving replies on %s (%s)", self.ctx.prefix,
+                     "native twisted receive" if self.ctx.receiver.native else "blocking thread")
+        self.ready.set()
+        if self.config.on_ready is not None:
+            self.config.on_ready(list(self.listening))
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for conn in list(self.ctx.http_connections):
+            conn.check_timeouts(now)
+        for conn in list(self.ctx.ws_connections):
+            conn.check_timeouts(now)
+
+    # -- shutting down ---------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        if self._stopping:
+            # A second request to stop: do not wait for anyone any more.
+            logger.warning("Stopping at once")
+            self._finish()
+            return
+        self._stopping = True
+        ctx = self.ctx
+        if ctx is None:
+            return
+        ctx.shutting_down = True
+        for port in self.ports:
+            port.stopListening()
+        for conn in list(ctx.http_connections):
+            conn.begin_shutdown()
+        for conn in list(ctx.ws_connections):
+            conn.begin_shutdown()
+        deadline = time.monotonic() + self.config.shutdown_timeout
+
+        def wait() -> None:
+            if not ctx.http_connections and not ctx.ws_connections:
+                self._finish()
+            elif time.monotonic() > deadline:
+                logger.warning("Closing %d connection(s) still busy after %.0fs",
+                               len(ctx.http_connections) + len(ctx.ws_connections), self.config.shutdown_timeout)
+                for conn in list(ctx.http_connections) + list(ctx.ws_connections):
+                    conn.transport.abortConnection()
+                self._finish()
+
+        poll = task.LoopingCall(wait)
+        poll.clock = self.reactor
+        poll.start(0.02)
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self.ctx is not None:
+            self.ctx.receiver.stop()
+        if self._checker is not None and self._checker.running:
+            self._checker.stop()
+        if self.reactor.running:
+            self.reactor.stop()

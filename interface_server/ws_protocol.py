@@ -1,0 +1,291 @@
+"""The WebSocket side of the server, on Autobahn's Twisted server protocol.
+
+The HTTP protocol hands a connection over when it sees an upgrade request.
+The opening handshake is held (``onConnect`` returns a Deferred) until the
+application answers ``websocket.connect`` on the reply channel: accept,
+reject, or a first frame (which accepts).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import TYPE_CHECKING, Any
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.defer import Deferred
+
+if TYPE_CHECKING:
+    from .http_parse import RequestHead
+    from .server import ServerContext
+
+logger = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class WSState(enum.Enum):
+    """Where a WebSocket is in its lifecycle."""
+
+    CONNECTING = "handshake held for the application"
+    ACCEPTING = "accepted, handshake response going out"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class WebSocketProtocol(WebSocketServerProtocol):
+    """One WebSocket connection, relaying frames to and from the channel layer."""
+
+    ctx: ServerContext
+    head: RequestHead
+
+    def setup(self, ctx: ServerContext, head: RequestHead, client: Any, server: Any, scheme: str) -> None:
+        """Attach server state and what the HTTP side parsed (called before ``makeConnection``)."""
+        self.ctx = ctx
+        self.head = head
+        self.client = client
+        self.server = server
+        self.scheme = "wss" if scheme == "https" else "ws"
+        self.ws_state = WSState.CONNECTING
+        self.reply_channel: str | None = None
+        self.order = 0
+        self.pending: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+        self.outbox_deadline = 0.0
+        self.handshake: Deferred | None = None
+        self.subprotocol: str | None = None
+        self.connect_deadline = 0.0
+        self.last_activity = ctx.now()
+
+    # -- handshake ------------------------------------------------------------
+
+    def onConnect(self, request: Any) -> Deferred:
+        ctx = self.ctx
+        head = self.head
+        ctx.ws_connections.add(self)
+        client, scheme = self.client, self.scheme
+        if ctx.config.proxy_headers:
+            client, proxied_scheme = ctx.proxied(head, client, "https" if scheme == "wss" else "http")
+            scheme = "wss" if proxied_scheme == "https" else "ws"
+            self.client = client
+        offered = ctx.config.ws_protocols
+        self.subprotocol = next((p for p in request.protocols if p in offered), None)
+        if ctx.shutting_down:
+            raise ConnectionDeny(503, "Server shutting down")
+        self.reply_channel = ctx.receiver.new_channel(self)
+        message = {
+            "reply_channel": self.reply_channel,
+            "scheme": scheme,
+            "path": head.path,
+            "query_string": head.query_string,
+            "root_path": ctx.config.root_path,
+            "headers": head.headers,
+            "client": client,
+            "server": self.server,
+            "order": 0,
+        }
+        try:
+            ctx.layer.send("websocket.connect", message)
+        except Exception as exc:
+            full = isinstance(exc, ctx.layer.ChannelFull)
+            if not full:
+                logger.error("Could not send websocket.connect for %s from %s: %s", head.path, client, exc)
+            ctx.receiver.forget(self.reply_channel)
+            self.reply_channel = None
+            raise ConnectionDeny(503, "Server is at capacity" if full else "Channel layer unavailable") from None
+        if ctx.access_log is not None:
+            ctx.access_log.websocket("WSCONNECTING", client, head.path)
+        if ctx.verbose:
+            logger.info("WebSocket %s from %s connecting on %s", head.path, client, self.reply_channel)
+        self.connect_deadline = ctx.now() + ctx.config.websocket_connect_timeout
+        self.handshake = Deferred()
+        return self.handshake
+
+    def _deny(self, code: int, reason: str) -> None:
+        handshake, self.handshake = self.handshake, None
+        self.ws_state = WSState.CLOSING
+        if self.ctx.access_log is not None:
+            self.ctx.access_log.websocket("WSREJECT", self.client, self.head.path)
+        if handshake is not None:
+            handshake.errback(ConnectionDeny(code, reason))
+
+    def _accept(self) -> None:
+        handshake, self.handshake = self.handshake, None
+        self.ws_state = WSState.ACCEPTING
+        if handshake is not None:
+            handshake.callback((self.subprotocol, {}))
+
+    def onOpen(self) -> None:
+        self.ws_state = WSState.OPEN
+        if self.ctx.access_log is not None:
+            self.ctx.access_log.websocket("WSCONNECT", self.client, self.head.path)
+        pending, self.pending = self.pending, []
+        for message in pending:
+            if self.ws_state is not WSState.OPEN:
+                break
+            self._apply(message)
+
+    # -- replies from the application ---------------------------------------------
+
+    def handle_reply(self, message: dict[str, Any]) -> None:
+        """Act on one message from the reply channel."""
+        state = self.ws_state
+        if state is WSState.OPEN:
+            self._apply(message)
+        elif state is WSState.CONNECTING:
+            accept = message.get("accept")
+            frame = "text" in message or "bytes" in message
+            if accept is False or (message.get("close") and accept is not True and not frame):
+                self._deny(403, "Access denied")
+            elif accept or frame:
+                self.pending.append(message)
+                self._accept()
+        elif state is WSState.ACCEPTING:
+            self.pending.append(message)
+        # CLOSING/CLOSED: the client will not see it; dropping is the contract.
+
+    def _apply(self, message: dict[str, Any]) -> None:
+        text = message.get("text")
+        if text is not None:
+            if isinstance(text, str):
+                self.sendMessage(text.encode("utf-8"), False)
+            else:
+                logger.error("websocket reply 'text' must be str, not %s (client %s, path %s)",
+                             type(text).__name__, self.client, self.head.path)
+        data = message.get("bytes")
+        if data is not None:
+            if isinstance(data, bytes):
+                self.sendMessage(data, True)
+            else:
+                logger.error("websocket reply 'bytes' must be bytes, not %s (client %s, path %s)",
+                             type(data).__name__, self.client, self.head.path)
+        close = message.get("close")
+        if close:
+            code = 1000 if close is True else close
+            if not isinstance(code, int) or not (code == 1000 or 3000 <= code <= 4999):
+                logger.error("websocket close code must be True, 1000 or 3000-4999, not %r (client %s)", close, self.client)
+                code = 1000
+            self.ws_state = WSState.CLOSING
+            self.sendClose(code)
+
+    # -- frames from the client ------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        # Any traffic, pongs included, counts as activity for the idle timeout.
+        self.last_activity = self.ctx.now()
+        self._dataReceived(data)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.order += 1
+        message: dict[str, Any] = {"reply_channel": self.reply_channel, "path": self.head.path, "order": self.order}
+        if isBinary:
+            message["bytes"] = payload
+        else:
+            message["text"] = payload.decode("utf-8")  # Autobahn has validated it (1007 otherwise)
+        if self.outbox:
+            self.outbox.append(message)
+            return
+        try:
+            self.ctx.layer.send("websocket.receive", message)
+        except self.ctx.layer.ChannelFull:
+            self.outbox.append(message)
+            self.outbox_deadline = self.ctx.now() + self.ctx.config.websocket_receive_retry
+            self.transport.pauseProducing()
+            self.ctx.reactor.callLater(0.01, self._retry_outbox, 0.01)
+        except Exception as exc:
+            logger.error("Could not send websocket.receive for %s from %s: %s", self.head.path, self.client, exc)
+            self.ws_state = WSState.CLOSING
+            self.sendClose(1011)
+
+    def _retry_outbox(self, delay: float) -> None:
+        if self.ws_state is WSState.CLOSED:
+            return
+        layer = self.ctx.layer
+        while self.outbox:
+            try:
+                layer.send("websocket.receive", self.outbox[0])
+            except layer.ChannelFull:
+                if self.ctx.now() > self.outbox_deadline:
+                    logger.warning("websocket.receive full for %s; closing %s with 1013", self.head.path, self.client)
+                    self.outbox.clear()
+                    self.ws_state = WSState.CLOSING
+                    self.sendClose(CLOSE_TRY_AGAIN_LATER)
+                    self.transport.resumeProducing()
+                    return
+                self.ctx.reactor.callLater(delay, self._retry_outbox, min(delay * 2, 0.2))
+                return
+            except Exception as exc:
+                logger.error("Could not send websocket.receive for %s from %s: %s", self.head.path, self.client, exc)
+                self.outbox.clear()
+                self.sendClose(1011)
+                return
+            del self.outbox[0]
+        self.transport.resumeProducing()
+
+    # -- closing ------------------------------------------------------------------------
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        previous = self.ws_state
+        self.ws_state = WSState.CLOSED
+        ctx = self.ctx
+        ctx.ws_connections.discard(self)
+        self.handshake = None
+        if self.reply_channel is None:
+            return
+        ctx.receiver.forget(self.reply_channel)
+        self.order += 1
+        try:
+            ctx.layer.send("websocket.disconnect", {
+                "reply_channel": self.reply_channel,
+                "code": code or 1006,
+                "path": self.head.path,
+                "order": self.order,
+            })
+        except Exception as exc:
+            logger.warning("Could not send websocket.disconnect for %s from %s: %s", self.head.path, self.client, exc)
+        if ctx.access_log is not None and previous is not WSState.CONNECTING:
+            ctx.access_log.websocket("WSDISCONNECT", self.client, self.head.path)
+        if ctx.verbose:
+            logger.info("WebSocket %s from %s closed with %s", self.head.path, self.client, code)
+        self.reply_channel = None
+
+    def check_timeouts(self, now: float) -> None:
+        """Refuse a handshake the application left unanswered; close idle sockets."""
+        state = self.ws_state
+        if state is WSState.CONNECTING:
+            if now > self.connect_deadline and self.handshake is not None:
+                logger.warning("Application did not answer websocket.connect for %s from %s", self.head.path, self.client)
+                self._deny(503, "Application did not answer in time")
+        elif state is WSState.OPEN:
+            timeout = self.ctx.config.websocket_timeout
+            if timeout is not None and timeout >= 0 and now - self.last_activity > timeout:
+                self.ws_state = WSState.CLOSING
+                self.sendClose(1000, "idle timeout")
+
+    def begin_shutdown(self) -> None:
+        """Close with 1001 (going away); refuse a handshake in progress."""
+        if self.ws_state is WSState.CONNECTING:
+            self._deny(503, "Server shutting down")
+        elif self.ws_state in (WSState.OPEN, WSState.ACCEPTING):
+            self.ws_state = WSState.CLOSING
+            self.sendClose(CLOSE_GOING_AWAY)
+
+
+def build_ws_factory(ctx: ServerContext) -> WebSocketServerFactory:
+    """Return the Autobahn factory holding every connection's protocol options."""
+    config = ctx.config
+    factory = WebSocketServerFactory(server=ctx.server_name.decode("latin-1") or None)
+    factory.protocol = WebSocketProtocol
+    factory.setProtocolOptions(
+        autoPingInterval=config.ping_interval or 0,
+        autoPingTimeout=config.ping_timeout or 0,
+        # Protocol errors get a close frame with a code (1002, 1007) rather than a dropped socket.
+        failByDrop=False,
+        # The handshake is held by us, with our own deadline.
+        openHandshakeTimeout=0,
+        closeHandshakeTimeout=5,
+    )
+    return factory
