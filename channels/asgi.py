@@ -42,7 +42,7 @@ BACKEND_ALIASES: dict[str, str] = {
     "asgi_redis.RedisChannelLayer": "asgi_backends.redis.RedisChannelLayer",
     "asgi_redis.RedisSentinelChannelLayer": "asgi_backends.redis.RedisChannelLayer",
     # The same-machine (cross-process, no server) layer replaces asgi_ipc.
-    "asgi_ipc.IPCChannelLayer": "asgi_backends.sqlite.ChannelLayer",
+    "asgi_ipc.IPCChannelLayer": "asgi_backends.sqlite.SQLiteChannelLayer",
 }
 
 

@@ -1,0 +1,62 @@
+"""``manage.py runworker``: run consumers for messages from a cross-process layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import BaseCommand, CommandError
+
+from channels.asgi import DEFAULT_CHANNEL_LAYER, channel_layers
+from channels.log import setup_console_logging
+from channels.utils import name_that_thing
+from channels.worker import ChannelsHooks, Worker
+
+
+class Command(BaseCommand):
+    help = "Runs a worker: takes messages off the channel layer and runs their consumers."
+    leave_locale_alone = True
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--layer", default=DEFAULT_CHANNEL_LAYER,
+                            help="Channel layer alias to use (default: %(default)s)")
+        parser.add_argument("--threads", type=int, default=1,
+                            help="Worker threads in this process (default: %(default)s)")
+        parser.add_argument("--only-channels", nargs="+", default=None, metavar="GLOB",
+                            help="Listen only on channels matching these glob patterns")
+        parser.add_argument("--exclude-channels", nargs="+", default=None, metavar="GLOB",
+                            help="Do not listen on channels matching these glob patterns")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        verbosity = options["verbosity"]
+        setup_console_logging(verbosity)
+        alias = options["layer"]
+        try:
+            layer = channel_layers[alias]
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
+        if getattr(layer, "cross_process", True) is False:
+            raise CommandError(
+                f"Channel layer {alias!r} ({name_that_thing(type(layer))}) cannot cross processes, so a "
+                "separate worker would never see its messages: use 'runserver' (which runs workers in-process) "
+                "or configure a Redis or same-machine layer."
+            )
+        if options["threads"] < 1:
+            raise CommandError(f"--threads must be at least 1, not {options['threads']}")
+        try:
+            worker = Worker(
+                layer,
+                hooks=ChannelsHooks(log_consumers=verbosity > 1),
+                threads=options["threads"],
+                only_channels=options["only_channels"],
+                exclude_channels=options["exclude_channels"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if verbosity:
+            self.stdout.write(
+                f"Running worker against channel layer {alias} ({name_that_thing(type(layer))}) "
+                f"with {options['threads']} thread(s)"
+            )
+            self.stdout.flush()
+        worker.run()

@@ -1,0 +1,173 @@
+"""Sessions for consumers, and per-connection message ordering.
+
+* :func:`channel_session` -- ``message.channel_session``, a Django session
+  keyed by the message's reply channel: state that lives as long as the
+  WebSocket (saved after the consumer returns, only if modified).
+* :func:`http_session` -- ``message.http_session``, the visitor's ordinary
+  Django session from the ``sessionid`` cookie or a ``session_key`` query
+  parameter (``None`` if there is none).
+* :func:`channel_and_http_session` -- both, with the HTTP session key
+  remembered in the channel session for later messages.
+* :func:`enforce_ordering` -- run a connection's messages in ``order``
+  (see :mod:`channels.ordering`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from typing import Any, Callable
+
+from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+from django.http import QueryDict, parse_cookie
+
+from . import settings as channel_settings
+from .message import Message
+
+
+def session_key_for(reply_channel: str) -> str:
+    """Return the session key of a reply channel's channel session (32 chars)."""
+    return "chn" + hashlib.sha1(reply_channel.encode("utf-8")).hexdigest()[:29]
+
+
+def session_for_reply_channel(reply_channel: str) -> SessionBase:
+    """Return the (loaded) channel session for ``reply_channel``.
+
+    Raises:
+        ValueError: the session engine is signed cookies.
+    """
+    key = session_key_for(reply_channel)
+    store = channel_settings.channel_session_engine().SessionStore(session_key=key)
+    store._session  # noqa: B018 -- load now; backends forget the key when nothing is stored
+    store._channels_new = store._session_key is None  # type: ignore[attr-defined]
+    store._session_key = key
+    return store
+
+
+def save_channel_session(store: SessionBase) -> None:
+    """Save a channel session, creating its row the first time."""
+    if getattr(store, "_channels_new", False):
+        try:
+            store.save(must_create=True)
+        except CreateError:  # another worker created it meanwhile
+            store.save()
+        store._channels_new = False  # type: ignore[attr-defined]
+    else:
+        try:
+            store.save()
+        except UpdateError:  # it expired or was deleted meanwhile
+            store.save(must_create=True)
+    store.modified = False
+
+
+def find_message(args: tuple) -> Message:
+    """Return the Message among a consumer's first two arguments (function or method)."""
+    for arg in args[:2]:
+        if isinstance(arg, Message):
+            return arg
+    raise ValueError(f"Session decorators need a Message as the first or second argument, got {args[:2]!r}")
+
+
+def channel_session(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give the consumer ``message.channel_session``, saved afterwards if modified.
+
+    Raises (when called):
+        ValueError: the message has no ``reply_channel``.
+    """
+
+    @functools.wraps(func)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        message = find_message(args)
+        if hasattr(message, "channel_session"):
+            return func(*args, **kwargs)
+        if message.reply_channel is None:
+            raise ValueError(
+                f"@channel_session needs a message with a reply_channel; the one on {message.channel.name} has none"
+            )
+        session = session_for_reply_channel(message.reply_channel.name)
+        message.channel_session = session
+        result = func(*args, **kwargs)
+        if session.modified:
+            save_channel_session(session)
+        return result
+
+    return inner
+
+
+def session_key_from_message(content: dict) -> str | None:
+    """Return a session key from the ``session_key`` query parameter or the session cookie."""
+    query = content.get("query_string")
+    if query:
+        if isinstance(query, bytes):
+            query = query.decode("latin-1")
+        key = QueryDict(query).get("session_key")
+        if key:
+            return key
+    cookie_name = channel_settings.session_cookie_name()
+    for name, value in content.get("headers", ()):
+        if name in (b"cookie", "cookie"):
+            value = value.decode("latin-1") if isinstance(value, bytes) else value
+            key = parse_cookie(value).get(cookie_name)
+            if key:
+                return key
+    return None
+
+
+def http_session(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give the consumer ``message.http_session`` (the visitor's Django session, or None).
+
+    The session comes from the ``session_key`` query parameter or the
+    session cookie of the message (``http.request`` or
+    ``websocket.connect``); it is saved afterwards if modified. No new
+    session is created: that is the job of views and ``SessionMiddleware``.
+    """
+
+    @functools.wraps(func)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        message = find_message(args)
+        if hasattr(message, "http_session"):
+            return func(*args, **kwargs)
+        key = session_key_from_message(message.content)
+        session = channel_settings.http_session_engine().SessionStore(session_key=key) if key else None
+        message.http_session = session
+        result = func(*args, **kwargs)
+        if session is not None and session.modified:
+            session.save()
+        return result
+
+    return inner
+
+
+def channel_and_http_session(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give both sessions; the HTTP session's key is kept in the channel session.
+
+    On the first message (``websocket.connect``) the key is remembered, so
+    later messages of the connection, which carry no cookies, get the same
+    ``http_session``.
+    """
+
+    @http_session
+    @channel_session
+    @functools.wraps(func)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        message = find_message(args)
+        cookie_name = channel_settings.session_cookie_name()
+        if message.http_session is not None and cookie_name not in message.channel_session:
+            message.channel_session[cookie_name] = message.http_session.session_key
+        elif message.http_session is None and cookie_name in message.channel_session:
+            engine = channel_settings.http_session_engine()
+            message.http_session = engine.SessionStore(session_key=message.channel_session[cookie_name])
+        return func(*args, **kwargs)
+
+    return inner
+
+
+from .ordering import enforce_ordering  # noqa: E402 -- ordering builds on channel_session
+
+__all__ = [
+    "channel_and_http_session",
+    "channel_session",
+    "enforce_ordering",
+    "http_session",
+    "session_for_reply_channel",
+]
