@@ -91,6 +91,8 @@ class Store:
         ValueError: ``path`` exists and is not a directory.
     """
 
+    pragmas = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=OFF")
+
     def __init__(self, path: str) -> None:
         if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
             raise ValueError(f"path must be a directory path, not {path!r}")
@@ -114,8 +116,8 @@ class Store:
             # First use in this thread, or we are a forked child: SQLite
             # connections and lock descriptors must not cross a fork.
             state.conn = sqlite3.connect(self.database, isolation_level=None, timeout=30, check_same_thread=False)
-            state.conn.execute("PRAGMA journal_mode=WAL")
-            state.conn.execute("PRAGMA synchronous=OFF")
+            for pragma in self.pragmas:
+                state.conn.execute(pragma)
             state.lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             state.pid = os.getpid()
             with self._all_lock:
