@@ -1,0 +1,159 @@
+"""Connections to the Redis servers behind a layer: hosts, shards, hashing.
+
+A :class:`Shard` is one Redis server (or one Sentinel-managed service) with
+its own connection pool. It runs the layer's Lua scripts by SHA, reloading a
+script when Redis answers ``NOSCRIPT`` (after a restart), and turns
+connection failures into :class:`~asgi_backends.exceptions.LayerUnavailable`.
+A :class:`HashRing` maps channel names to shards by consistent hashing, so
+adding a host moves only a share of the channels.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+from typing import Any, Sequence
+from urllib.parse import urlparse
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from ..exceptions import LayerUnavailable
+from .scripts import SCRIPTS
+
+logger = logging.getLogger(__name__)
+
+Host = "str | tuple[str, int]"
+
+UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
+def describe_host(host: Any) -> str:
+    """Return a stable label for a ``hosts`` entry (also its place on the hash ring)."""
+    if isinstance(host, str):
+        parsed = urlparse(host)
+        if parsed.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"Redis host URL {host!r} must start with redis://, rediss:// or unix://")
+        db = parsed.path.strip("/") or "0"
+        return f"{parsed.hostname or parsed.path}:{parsed.port or 6379}/{db}"
+    if isinstance(host, (tuple, list)) and len(host) == 2 and isinstance(host[0], str) and isinstance(host[1], int):
+        return f"{host[0]}:{host[1]}/0"
+    raise TypeError(f"Each Redis host must be a URL or a (host, port) tuple, not {host!r}")
+
+def make_retry() -> Retry:
+    """One immediate retry, on connection errors only.
+
+    It replaces a pooled connection that died with a Redis restart. Timeouts
+    are not retried: a script may have run before its answer was lost, and
+    running it twice could deliver a message twice.
+    """
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
+def make_pool(host: Any, pool_size: int, connection_kwargs: dict[str, Any]) -> redis.ConnectionPool:
+    """Build a blocking connection pool for one ``hosts`` entry.
+
+    The pool waits (up to the socket timeout) for a free connection instead
+    of failing, so a burst of concurrent receives cannot exhaust it.
+    """
+    options = {
+        "retry": make_retry(),
+        "socket_connect_timeout": 2.0,
+        **connection_kwargs,
+        "decode_responses": False,
+    }
+    if isinstance(host, str):
+        return redis.BlockingConnectionPool.from_url(
+            host, max_connections=pool_size, timeout=options.get("socket_timeout"), **options
+        )
+    return redis.BlockingConnectionPool(
+        host=host[0], port=host[1], max_connections=pool_size, timeout=options.get("socket_timeout"), **options
+    )
+
+class Shard:
+    """One Redis server of the layer.
+
+    Args:
+        client: a ``redis.Redis`` (returning bytes) for the server.
+        label: a name for messages and for the hash ring.
+    """
+
+    def __init__(self, client: redis.Redis, label: str) -> None:
+        self.client = client
+        self.pool = client.connection_pool
+        self.label = label
+
+    def run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run one of the layer's Lua scripts; return its reply.
+
+        Raises:
+            LayerUnavailable: Redis cannot be reached.
+        """
+        found = SCRIPTS[script]
+        try:
+            try:
+                return self.client.execute_command("EVALSHA", found.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                # First use, or the server restarted and lost its script cache.
+                logger.info("Loading Lua script %s into Redis at %s", script, self.label)
+                self.client.execute_command("SCRIPT", "LOAD", found.source)
+                return self.client.execute_command("EVALSHA", found.sha, len(keys), *keys, *args)
+        except UNAVAILABLE_ERRORS as exc:
+            raise self.unavailable(exc) from exc
+
+    def execute(self, *args: Any) -> Any:
+        """Run one Redis command; like :meth:`run` for errors."""
+        try:
+            return self.client.execute_command(*args)
+        except UNAVAILABLE_ERRORS as exc:
+            raise self.unavailable(exc) from exc
+
+    def unavailable(self, exc: Exception) -> LayerUnavailable:
+        """Return the error to raise for a failed connection."""
+        return LayerUnavailable(
+            f"Redis at {self.label} is unreachable ({exc}); the operation did not complete. "
+            "The layer reconnects by itself: retry once Redis is back."
+        )
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.pool.disconnect()
+
+    def __repr__(self) -> str:
+        return f"<Shard {self.label}>"
+
+class HashRing:
+    """Consistent hashing of names onto shards (many points per shard).
+
+    Args:
+        shards: the shards; each is placed by its ``label``, so the mapping
+            does not depend on the order ``hosts`` are listed in.
+        points: points per shard; more gives a more even spread.
+    """
+
+    def __init__(self, shards: Sequence[Shard], points: int = 160) -> None:
+        if not shards:
+            raise ValueError("A Redis channel layer needs at least one host")
+        ring = []
+        for shard in shards:
+            for point in range(points):
+                ring.append((self._hash(f"{shard.label}#{point}"), shard))
+        ring.sort(key=lambda item: item[0])
+        self._keys = [key for key, _ in ring]
+        self._shards = [shard for _, shard in ring]
+        self._single = shards[0] if len(shards) == 1 else None
+
+    @staticmethod
+    def _hash(value: str) -> int:
+        return int.from_bytes(hashlib.md5(value.encode("utf-8"), usedforsecurity=False).digest()[:8], "big")
+
+    def shard_for(self, name: str) -> Shard:
+        """Return the shard that holds ``name``."""
+        if self._single is not None:
+            return self._single
+        index = bisect.bisect(self._keys, self._hash(name)) % len(self._keys)
+        return self._shards[index]
