@@ -186,7 +186,7 @@ class HTTPProtocol(protocol.Protocol):
             self.body += data
         limit = self.ctx.config.body_inline_limit
         if not self.body_dispatched:
-            if finished:
+            if finished and len(self.body) <= limit:
                 body = bytes(self.body)
                 self.body.clear()
                 self.state = HTTPState.WAITING
@@ -363,6 +363,11 @@ class HTTPProtocol(protocol.Protocol):
             if self.ctx.access_log is not None and head is not None:
                 self.ctx.access_log.http(self.client, head.method, head.target, head.http_version, status, 0)
         if self.reply_channel:
+            if self.status == status and self.body_dispatched:
+                # The application has the request but will never answer this client now.
+                if self.body_channel and self.state is HTTPState.BODY:
+                    self._send_quietly(self.body_channel, {"content": b"", "closed": True, "more_content": False})
+                self._send_quietly("http.disconnect", {"reply_channel": self.reply_channel, "path": path})
             self.ctx.receiver.forget(self.reply_channel)
             self.reply_channel = None
         self._close()

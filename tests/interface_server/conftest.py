@@ -75,6 +75,7 @@ class ServerProcess:
             cwd=str(tmp), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.output: list[str] = []
+        self.sockets: list[socket.socket] = []
         self._port_found = threading.Event()
         self.port = 0
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -100,6 +101,7 @@ class ServerProcess:
 
     def connect(self, timeout: float = 5.0) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        self.sockets.append(sock)  # closed at teardown, so none leaks a ResourceWarning
         return sock
 
     def receive(self, channels: str | list[str], timeout: float = 5.0) -> tuple[str, dict]:
@@ -121,9 +123,12 @@ class ServerProcess:
         return self.proc.wait(15)
 
     def kill(self) -> None:
+        for sock in self.sockets:
+            sock.close()
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self.proc.stdout.close()
 
 
 @pytest.fixture
@@ -147,7 +152,7 @@ def server(tmp_path_factory, redis_server):
     proc = ServerProcess(
         tmp_path_factory.mktemp("server"), redis_server.url,
         ["--body-inline-limit", "1024", "--max-body-size", "200000", "--max-header-size", "4096",
-         "--http-timeout", "3"],
+         "--http-timeout", "1.5"],
         None,
     )
     yield proc
