@@ -13,6 +13,7 @@ import logging
 import random
 from typing import Any, Sequence
 
+import msgpack
 import redis
 
 from ..base import BaseChannelLayer, Message, non_local_name, unpack
@@ -210,7 +211,16 @@ class RedisChannelLayer(BaseChannelLayer):
                     channel.decode("ascii", "replace"),
                 )
                 return None, None
-        return channel.decode("ascii"), unpack(data)
+        try:
+            return channel.decode("ascii"), unpack(data)
+        except (ValueError, msgpack.UnpackException) as exc:
+            logger.error(
+                "Dropped an undecodable message on %s (%s); is another process using "
+                "symmetric_encryption_keys this one lacks?",
+                channel.decode("ascii", "replace"),
+                exc,
+            )
+            return None, None
 
     # -- groups ----------------------------------------------------------------
 
