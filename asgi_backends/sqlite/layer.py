@@ -1,75 +1,104 @@
 """A channel layer shared by every process on one machine, with no server to run.
 
 Messages, groups and counters live in a SQLite database in a directory the
-processes agree on; blocked receivers sleep on Unix datagram sockets that
-senders poke (:mod:`.wakeup`). See :mod:`.store` for the table layout and why
-a killed process cannot corrupt or wedge it.
+processes agree on (:mod:`.store`); blocked receivers sleep on Unix datagram
+sockets (:mod:`.wakeup`).
 
 A blocking receive, step by step:
 
-1. In one transaction: take the oldest message of the asked-for channels, or,
-   if there is none, record this thread's wake-up socket against each of them.
-2. Sleep on the socket. A sender that commits a message to one of those
-   channels removes one waiter's records in its own transaction and pokes
-   that waiter after committing; since both steps are transactions on the
-   same database, either the receiver saw the message or the sender saw the
-   receiver -- a wake-up cannot fall between them.
-3. On waking, go back to 1. A re-check every ``recheck_interval`` seconds
-   covers the one wake-up that can be lost: a sender killed between its
-   commit and its poke.
+1. In one transaction (:func:`.queues.take_or_wait`): take the oldest message
+   of the asked-for channels or, if there is none, record a *ticket* (this
+   thread's socket and a fresh number) against each of them.
+2. Sleep on the socket. A sender that finds the ticket withdraws it in its
+   own transaction and, after committing, sends the socket the message
+   itself (a hand-off; the message never touches the database) or, for a
+   large message it stored, a poke. Both steps are transactions on one
+   database, so either the receiver saw the message or the sender saw the
+   ticket: a wake-up cannot fall between them.
+3. A hand-off is returned as it is; after a poke, go back to 1. A re-check
+   every ``recheck_interval`` seconds covers the one wake-up that can be
+   lost: a sender killed between its commit and its datagram (and with it the
+   message it was sending -- the one in flight).
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import random
 import sqlite3
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 from ..base import BaseChannelLayer, Message, non_local_name, unpack
+from . import queues as q
 from .store import Store
-from .wakeup import Poker, Waiter, wake_directory
+from .wakeup import Datagram, Poker, Waiter, make_datagram, wake_directory
 
-_STATS_SENT = "INSERT INTO stats (queue, sent) VALUES (?, 1) ON CONFLICT (queue) DO UPDATE SET sent = sent + 1"
-_STATS_FULL = "INSERT INTO stats (queue, full) VALUES (?, 1) ON CONFLICT (queue) DO UPDATE SET full = full + 1"
-_INSERT = "INSERT INTO messages (queue, channel, created, expires, data) VALUES (?, ?, ?, ?, ?)"
-_COUNT = "SELECT count(*) FROM messages WHERE queue = ?"
-_TAKE_ONE = (
-    "DELETE FROM messages WHERE id = (SELECT min(id) FROM messages WHERE queue = ?) RETURNING channel, data"
-)
+# How long a receiver whose ticket a sender claimed waits for that sender's
+# datagram; only a sender stopped or killed right after committing takes longer.
+HANDOFF_GRACE = 2.0
 
 
-@functools.lru_cache(maxsize=64)
-def _take_sql(count: int) -> str:
-    # The first message of the first non-empty queue, in the order the
-    # queues are given (the caller shuffles them so no channel starves);
-    # each queue's head is one index seek.
-    heads = " UNION ALL ".join(
-        f"SELECT {position} AS position, (SELECT min(id) FROM messages WHERE queue = ?) AS id" for position in range(count)
-    )
-    return (
-        f"DELETE FROM messages WHERE id = (SELECT id FROM ({heads}) WHERE id IS NOT NULL ORDER BY position LIMIT 1) "
-        "RETURNING channel, data"
-    )
+class _Transport:
+    """The database and the sockets one layer instance uses in this process.
 
+    Kept apart from the layer so the exit-time finalizer can close it without
+    keeping the layer alive.
+    """
 
-class _Resources:
-    """What a layer holds open in this process; closed by :meth:`SQLiteChannelLayer.close` or at exit."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, path: str, expiry: float) -> None:
+        self.store = Store(path)
+        self.expiry = expiry
+        self.wake_directory = wake_directory(self.store.path)
         self.poker = Poker()
         self.waiters: list[Waiter] = []
         self.lock = threading.Lock()
+        self.local = threading.local()
+
+    def write(self, operation: Callable[[sqlite3.Connection], Any]) -> Any:
+        return self.store.write(operation)
+
+    def waiter(self) -> Waiter:
+        """This thread's wake-up socket (a new one in a forked child)."""
+        waiter = getattr(self.local, "waiter", None)
+        if waiter is None or waiter.pid != os.getpid():
+            waiter = self.local.waiter = Waiter(self.wake_directory)
+            with self.lock:
+                self.waiters.append(waiter)
+        return waiter
+
+    def deliver(self, delivery: q.Delivery | None) -> None:
+        """Send the datagram a committed transaction promised; on failure store the message and wake another."""
+        while delivery is not None:
+            if delivery.handed:
+                datagram = make_datagram(delivery.ticket, delivery.channel, delivery.data)
+            else:
+                datagram = make_datagram(delivery.ticket)
+            outcome = self.poker.send(delivery.ticket, datagram)
+            if outcome or (outcome is None and not delivery.handed):
+                # Sent; or a poke the waiter's full socket would refuse: it
+                # has wake-ups pending already.
+                return
+            failed = delivery
+            delivery = self.write(lambda conn: q.redeliver(conn, failed, time.time(), self.expiry))
+
+    def requeue(self, datagram: Datagram) -> None:
+        """Store a hand-off that arrived after its receiver stopped waiting for it."""
+        channel, data = datagram.channel, datagram.data
+        queue = non_local_name(channel)
+        self.deliver(self.write(lambda conn: q.requeue(conn, channel, queue, data, time.time(), self.expiry)))
 
     def close(self) -> None:
         with self.lock:
             waiters, self.waiters = self.waiters, []
         for waiter in waiters:
+            if waiter.pid == os.getpid():
+                # Hand-offs that came after their receive gave up belong to
+                # the channel, not to this process: put them back.
+                while (datagram := waiter.read()) is not None:
+                    if datagram.channel is not None:
+                        self.requeue(datagram)
             waiter.close()
         self.poker.close()
         self.store.close()
@@ -109,18 +138,15 @@ class SQLiteChannelLayer(BaseChannelLayer):
             raise ValueError(f"recheck_interval must be a positive number of seconds, not {recheck_interval!r}")
         self.blocking_timeout = blocking_timeout
         self.recheck_interval = recheck_interval
-        store = Store(path)
-        self.path = store.path
-        self._store = store
-        self._wake_directory = wake_directory(store.path)
-        self._resources = _Resources(store)
-        self._thread = threading.local()
-        self._finalizer = weakref.finalize(self, self._resources.close)
+        self._transport = _Transport(path, self.expiry)
+        self._store = self._transport.store
+        self.path = self._store.path
+        self._finalizer = weakref.finalize(self, self._transport.close)
 
     # -- sending ------------------------------------------------------------
 
     def send(self, channel: str, message: Message) -> None:
-        """Queue ``message`` on ``channel`` and wake one receiver blocked on it.
+        """Queue ``message`` on ``channel``, or hand it straight to a receiver blocked on it.
 
         Raises:
             TypeError: bad channel name or message.
@@ -131,48 +157,12 @@ class SQLiteChannelLayer(BaseChannelLayer):
         data = self.encode(message)
         queue = non_local_name(channel)
         capacity = self.get_capacity(channel)
-        accepted, waiter = self._store.write(lambda conn: self._put(conn, queue, channel, data, capacity))
-        if waiter is not None:
-            self._wake(queue, waiter)
+        expiry = self.expiry
+        accepted, delivery = self._store.write(lambda conn: q.put(conn, queue, channel, data, capacity, time.time(), expiry))
+        if delivery is not None:
+            self._transport.deliver(delivery)
         if not accepted:
             raise self.ChannelFull(f"Channel {channel!r} is at capacity ({capacity})")
-
-    def _put(self, conn: sqlite3.Connection, queue: str, channel: str, data: bytes, capacity: int) -> tuple[bool, str | None]:
-        """Insert one message unless its queue is full; claim a waiter to wake. In a transaction."""
-        now = time.time()
-        self._purge(conn, now)
-        if conn.execute(_COUNT, (queue,)).fetchone()[0] >= capacity:
-            conn.execute(_STATS_FULL, (queue,))
-            return False, None
-        conn.execute(_INSERT, (queue, channel, now, now + self.expiry, data))
-        conn.execute(_STATS_SENT, (queue,))
-        return True, self._claim_waiter(conn, queue)
-
-    @staticmethod
-    def _claim_waiter(conn: sqlite3.Connection, queue: str) -> str | None:
-        """Pick one receiver waiting on ``queue`` and withdraw all its records, so the next send wakes another."""
-        row = conn.execute("SELECT address FROM waiters WHERE queue = ? LIMIT 1", (queue,)).fetchone()
-        if row is None:
-            return None
-        conn.execute("DELETE FROM waiters WHERE address = ?", row)
-        return row[0]
-
-    def _wake(self, queue: str, address: str | None) -> None:
-        """Poke ``address``; while it turns out dead, forget it and wake the next waiter of ``queue``."""
-        poker = self._resources.poker
-        while address is not None and not poker.poke(address):
-
-            def forget_and_claim(conn: sqlite3.Connection, dead: str = address) -> str | None:
-                conn.execute("DELETE FROM waiters WHERE address = ?", (dead,))
-                return self._claim_waiter(conn, queue)
-
-            address = self._store.write(forget_and_claim)
-
-    def _purge(self, conn: sqlite3.Connection, now: float) -> None:
-        """Delete expired messages; their channels leave every group (they stopped reading)."""
-        expired = conn.execute("DELETE FROM messages WHERE expires <= ? RETURNING channel", (now,)).fetchall()
-        if expired:
-            conn.executemany("DELETE FROM groups WHERE channel = ?", set(expired))
 
     # -- receiving ----------------------------------------------------------
 
@@ -192,58 +182,54 @@ class SQLiteChannelLayer(BaseChannelLayer):
         queues = list(dict.fromkeys(self.valid_channel_names(channels, receive=True)))
         if not queues:
             return None, None
-        if not block or self.blocking_timeout == 0:
-            found = self._store.write(lambda conn: self._take(conn, queues, None, False, False))
-        else:
+        if block and self.blocking_timeout > 0:
             found = self._receive_blocking(queues)
+        else:
+            found = self._store.write(lambda conn: q.take_or_wait(conn, queues, time.time(), None, None))[1]
         if found is None:
             return None, None
         return found[0], unpack(found[1])
 
     def _receive_blocking(self, queues: list[str]) -> tuple[str, bytes] | None:
-        waiter = self._waiter()
-        address = waiter.address
-        waiter.drain()  # pokes left from earlier calls would only cost a spurious loop
+        waiter = self._transport.waiter()
         deadline = time.monotonic() + self.blocking_timeout
-        registered = False
+        ticket: str | None = None  # our ticket while it is recorded in the database
+        number = 0  # the number of the ticket whose answer we expect
         try:
             while True:
                 remaining = deadline - time.monotonic()
-                wait = remaining > 0
-                was = registered
-                found = self._store.write(lambda conn: self._take(conn, queues, address, was, wait))
-                registered = found is None and wait
-                if not registered:
+                fresh_number, fresh = waiter.new_ticket() if ticket is None and remaining > 0 else (0, None)
+                held = ticket
+                state, found = self._store.write(lambda conn: q.take_or_wait(conn, queues, time.time(), held, fresh))
+                if state is q.Wait.DONE:
+                    ticket = None
                     return found
-                waiter.wait(min(remaining, self.recheck_interval))
+                if state is q.Wait.WAITING:
+                    if ticket is None:
+                        ticket, number = fresh, fresh_number
+                    timeout = min(remaining, self.recheck_interval)
+                else:  # CLAIMED: the sender's datagram is on its way
+                    ticket = None
+                    timeout = HANDOFF_GRACE
+                datagram = self._await(waiter, number, timeout)
+                if datagram is not None:
+                    ticket = None  # answered, so its sender withdrew it
+                    if datagram.channel is not None:
+                        return datagram.channel, datagram.data
         finally:
-            if registered:  # left by an exception (KeyboardInterrupt in select, say)
-                self._store.write(lambda conn: conn.execute("DELETE FROM waiters WHERE address = ?", (address,)))
+            if ticket is not None:  # left by an exception (KeyboardInterrupt in select, say)
+                left = ticket
+                self._store.write(lambda conn: q.withdraw(conn, left))
 
-    def _take(
-        self, conn: sqlite3.Connection, queues: list[str], address: str | None, registered: bool, wait: bool
-    ) -> tuple[str, bytes] | None:
-        """Pop the oldest message of ``queues``; else, if ``wait``, register ``address`` as waiting. In a transaction."""
-        self._purge(conn, time.time())
-        if len(queues) == 1:
-            row = conn.execute(_TAKE_ONE, queues).fetchone()
-        else:
-            row = conn.execute(_take_sql(len(queues)), random.sample(queues, len(queues))).fetchone()
-        if row is not None or not wait:
-            if registered:
-                conn.execute("DELETE FROM waiters WHERE address = ?", (address,))
-            return row
-        conn.executemany("INSERT OR IGNORE INTO waiters (queue, address) VALUES (?, ?)", [(q, address) for q in queues])
-        return None
-
-    def _waiter(self) -> Waiter:
-        """This thread's wake-up socket (a new one in a forked child)."""
-        waiter = getattr(self._thread, "waiter", None)
-        if waiter is None or waiter.pid != os.getpid():
-            waiter = self._thread.waiter = Waiter(self._wake_directory)
-            with self._resources.lock:
-                self._resources.waiters.append(waiter)
-        return waiter
+    def _await(self, waiter: Waiter, number: int, timeout: float) -> Datagram | None:
+        """Return the datagram answering ticket ``number`` within ``timeout``; put late hand-offs back."""
+        end = time.monotonic() + timeout
+        while True:
+            datagram = waiter.wait(end - time.monotonic())
+            if datagram is None or datagram.number == number:
+                return datagram
+            if datagram.channel is not None:
+                self._transport.requeue(datagram)
 
     # -- groups -------------------------------------------------------------
 
@@ -273,7 +259,7 @@ class SQLiteChannelLayer(BaseChannelLayer):
 
     def _members(self, conn: sqlite3.Connection, group: str) -> list[str]:
         now = time.time()
-        self._purge(conn, now)
+        q.purge(conn, now)
         conn.execute("DELETE FROM groups WHERE expires <= ?", (now,))
         return [row[0] for row in conn.execute("SELECT channel FROM groups WHERE grp = ?", (group,))]
 
@@ -285,17 +271,18 @@ class SQLiteChannelLayer(BaseChannelLayer):
         self.valid_group_name(group)
         data = self.encode(message)
 
-        def put_all(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-            wake = []
+        def put_all(conn: sqlite3.Connection) -> list[q.Delivery]:
+            deliveries = []
+            now = time.time()
             for channel in self._members(conn, group):
-                queue = non_local_name(channel)
-                accepted, waiter = self._put(conn, queue, channel, data, self.get_capacity(channel))
-                if waiter is not None:
-                    wake.append((queue, waiter))
-            return wake
+                capacity = self.get_capacity(channel)
+                _, delivery = q.put(conn, non_local_name(channel), channel, data, capacity, now, self.expiry)
+                if delivery is not None:
+                    deliveries.append(delivery)
+            return deliveries
 
-        for queue, waiter in self._store.write(put_all):
-            self._wake(queue, waiter)
+        for delivery in self._store.write(put_all):
+            self._transport.deliver(delivery)
 
     # -- flush, statistics, lifecycle -----------------------------------------
 

@@ -8,7 +8,8 @@ Layout of ``<path>/channels.sqlite3`` (WAL mode)::
         ``channel`` is the full name. FIFO per queue is ``ORDER BY id`` (a
         new rowid is always above every existing one).
     groups(grp, channel, expires)      one row per membership.
-    waiters(queue, address)            blocked receivers: the wake-up socket
+    waiters(queue, ticket)             blocked receivers: the ticket (wake-up
+                                       socket and number, see :mod:`.wakeup`)
                                        of a thread waiting on ``queue``.
     stats(queue, sent, full)           counters for the statistics extension;
                                        the row with queue '' keeps the global
@@ -62,10 +63,10 @@ CREATE INDEX IF NOT EXISTS groups_by_channel ON groups (channel);
 CREATE INDEX IF NOT EXISTS groups_by_expiry ON groups (expires);
 CREATE TABLE IF NOT EXISTS waiters (
     queue TEXT NOT NULL,
-    address TEXT NOT NULL,
-    PRIMARY KEY (queue, address)
+    ticket TEXT NOT NULL,
+    PRIMARY KEY (queue, ticket)
 );
-CREATE INDEX IF NOT EXISTS waiters_by_address ON waiters (address);
+CREATE INDEX IF NOT EXISTS waiters_by_ticket ON waiters (ticket);
 CREATE TABLE IF NOT EXISTS stats (
     queue TEXT PRIMARY KEY,
     sent INTEGER NOT NULL DEFAULT 0,

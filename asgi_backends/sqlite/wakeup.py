@@ -1,16 +1,28 @@
-"""Cross-process wake-ups for blocked receivers: one Unix datagram socket per waiter.
+"""Cross-process wake-ups for blocked receivers: one Unix datagram socket per waiting thread.
 
-A thread blocked in ``receive(block=True)`` binds a datagram socket (a
-:class:`Waiter`) and records its address in the database next to the channels
-it waits on. A sender that commits a message looks that address up in the
-same transaction and, after committing, sends it one empty datagram
-(:class:`Poker`). The waiter sleeps in ``select`` on its socket, so an idle
-process uses no CPU and a woken one runs within a context switch of the send.
+A thread blocked in ``receive(block=True)`` owns a bound datagram socket (a
+:class:`Waiter`). Each time it goes to sleep it records a *ticket* -- its
+socket path plus a fresh number, ``/dir/w-1f….sock#7`` -- in the database
+next to the channels it waits on. A sender that finds a ticket withdraws it
+in its own transaction and, after committing, sends that socket one datagram
+(:class:`Poker`) starting with the ticket's number:
 
-Sockets live in ``<path>/wake/`` (or, when that path is too long for a socket
-address, in a per-path directory under the system temporary directory). The
-file of a process killed with SIGKILL stays behind; the first sender that
-finds nobody bound to it removes it (see :meth:`Poker.poke`).
+* a *hand-off* -- ``b"7\\n" + channel + b"\\n" + encoded message`` -- when the
+  message is at most :data:`HANDOFF_LIMIT` bytes: it never touches the
+  database, so the receiver returns it without a transaction of its own;
+* a *poke* -- ``b"7\\n"`` -- otherwise: the receiver takes the message from
+  the database.
+
+The number tells the receiver which of its tickets a datagram answers, so a
+late datagram for a ticket it already gave up on is recognised as such (the
+layer puts a late hand-off back into the database) instead of being taken
+for the answer to the current one.
+
+The waiter sleeps in ``select``, so an idle process uses no CPU. Sockets live
+in ``<path>/wake/`` (or, when that path is too long for a socket address, in
+a per-path directory under the system temporary directory). The socket file
+of a process killed with SIGKILL stays behind; the first sender that finds
+nobody bound to it removes it (see :meth:`Poker.send`).
 """
 
 from __future__ import annotations
@@ -23,12 +35,37 @@ import secrets
 import select
 import socket
 import tempfile
+from typing import NamedTuple
 
 logger = logging.getLogger(__name__)
 
 # sun_path holds 108 bytes on Linux and 104 on macOS; leave room for the name.
 _MAX_SOCKET_PATH = 100
 _SOCKET_NAME_LENGTH = len("w-") + 16 * 2 + len(".sock")
+
+HANDOFF_LIMIT = 60 * 1024
+"""Largest encoded message handed over in a datagram; larger ones go through the database."""
+
+
+class Datagram(NamedTuple):
+    """One wake-up as received: the ticket number it answers and, for a hand-off, the message."""
+
+    number: int
+    channel: str | None
+    data: bytes | None
+
+
+def ticket_socket(ticket: str) -> str:
+    """Return the socket path of a ticket."""
+    return ticket.rpartition("#")[0]
+
+
+def make_datagram(ticket: str, channel: str | None = None, data: bytes | None = None) -> bytes:
+    """Return the datagram answering ``ticket``: a hand-off if ``channel`` is given, else a poke."""
+    number = ticket.rpartition("#")[2].encode("ascii")
+    if channel is None:
+        return number + b"\n"
+    return number + b"\n" + channel.encode("ascii") + b"\n" + data
 
 
 def wake_directory(path: str) -> str:
@@ -54,38 +91,41 @@ class Waiter:
     """
 
     def __init__(self, directory: str) -> None:
-        self.address = os.path.join(directory, f"w-{secrets.token_hex(16)}.sock")
+        self.path = os.path.join(directory, f"w-{secrets.token_hex(16)}.sock")
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            self._sock.bind(self.address)
+            self._sock.bind(self.path)
         except OSError:
             self._sock.close()
             raise
         self._sock.setblocking(False)
         self.pid = os.getpid()
+        self._number = 0
 
-    def wait(self, timeout: float) -> bool:
-        """Sleep until poked or ``timeout`` seconds pass; return True if poked.
+    def new_ticket(self) -> tuple[int, str]:
+        """Return a fresh ``(number, ticket)`` to record in the database."""
+        self._number += 1
+        return self._number, f"{self.path}#{self._number}"
 
-        Every pending poke is consumed, so one wake-up covers all the sends
-        that happened before it (the caller re-checks the database next).
-        """
+    def wait(self, timeout: float) -> Datagram | None:
+        """Return the next datagram, sleeping up to ``timeout`` seconds for it; None on timeout."""
+        datagram = self.read()
+        if datagram is not None or timeout <= 0:
+            return datagram
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        return self.read() if ready else None
+
+    def read(self) -> Datagram | None:
+        """Return the next pending datagram without blocking, or None."""
         try:
-            ready, _, _ = select.select([self._sock], [], [], max(timeout, 0.0))
-        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-            return False
-        if not ready:
-            return False
-        self.drain()
-        return True
-
-    def drain(self) -> None:
-        """Consume every pending poke without blocking."""
-        while True:
-            try:
-                self._sock.recv(64)
-            except (BlockingIOError, InterruptedError):
-                return
+            raw = self._sock.recv(HANDOFF_LIMIT + 256)
+        except (BlockingIOError, InterruptedError):
+            return None
+        number, _, rest = raw.partition(b"\n")
+        if not rest:
+            return Datagram(int(number), None, None)
+        channel, _, data = rest.partition(b"\n")
+        return Datagram(int(number), channel.decode("ascii"), data)
 
     def close(self) -> None:
         """Unlink the socket file (in the process that bound it) and close the socket."""
@@ -93,7 +133,7 @@ class Waiter:
             return
         if os.getpid() == self.pid:
             try:
-                os.unlink(self.address)
+                os.unlink(self.path)
             except FileNotFoundError:
                 pass
         self._sock.close()
@@ -106,33 +146,33 @@ class Poker:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
 
-    def poke(self, address: str) -> bool:
-        """Wake the waiter bound at ``address``.
+    def send(self, ticket: str, datagram: bytes) -> bool | None:
+        """Send ``datagram`` to the socket of ``ticket``.
 
         Returns:
-            False when nobody is bound there any more (its process died): the
-            stale socket file is removed and the caller should forget the
-            waiter and wake another. True otherwise, including when the
-            waiter's queue is full of pokes it has not read yet -- it is
-            awake already.
+            True when it was queued on the waiter's socket; False when nobody
+            is bound there any more (its process died: the stale socket file
+            is removed); None when the socket would not take it (its queue is
+            full, or the datagram is too large) -- deliver the message some
+            other way.
         """
+        path = ticket_socket(ticket)
         try:
-            self._sock.sendto(b"\0", address)
+            self._sock.sendto(datagram, path)
         except (BlockingIOError, InterruptedError):
-            return True
+            return None
         except FileNotFoundError:
             return False
         except ConnectionRefusedError:
             try:
-                os.unlink(address)
+                os.unlink(path)
             except FileNotFoundError:
                 pass
             return False
         except OSError as exc:
-            if exc.errno == errno.ENOBUFS:
-                return True
-            logger.warning("Cannot wake receiver at %s: %s; it will re-check on its own", address, exc)
-            return True
+            if exc.errno not in (errno.ENOBUFS, errno.EMSGSIZE):
+                logger.warning("Cannot wake receiver at %s: %s; it will re-check on its own", path, exc)
+            return None
         return True
 
     def close(self) -> None:
