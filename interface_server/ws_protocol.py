@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
@@ -59,6 +60,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.subprotocol: str | None = None
         self.connect_deadline = 0.0
         self.last_activity = ctx.now()
+        self.close_code: int | None = None
 
     # -- handshake ------------------------------------------------------------
 
@@ -168,8 +170,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
             if not isinstance(code, int) or not (code == 1000 or 3000 <= code <= 4999):
                 logger.error("websocket close code must be True, 1000 or 3000-4999, not %r (client %s)", close, self.client)
                 code = 1000
-            self.ws_state = WSState.CLOSING
-            self.sendClose(code)
+            self.close_with(code)
 
     # -- frames from the client ------------------------------------------------------
 
@@ -197,8 +198,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
             self.ctx.reactor.callLater(0.01, self._retry_outbox, 0.01)
         except Exception as exc:
             logger.error("Could not send websocket.receive for %s from %s: %s", self.head.path, self.client, exc)
-            self.ws_state = WSState.CLOSING
-            self.sendClose(1011)
+            self.close_with(CLOSE_INTERNAL_ERROR)
 
     def _retry_outbox(self, delay: float) -> None:
         if self.ws_state is WSState.CLOSED:
@@ -211,8 +211,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
                 if self.ctx.now() > self.outbox_deadline:
                     logger.warning("websocket.receive full for %s; closing %s with 1013", self.head.path, self.client)
                     self.outbox.clear()
-                    self.ws_state = WSState.CLOSING
-                    self.sendClose(CLOSE_TRY_AGAIN_LATER)
+                    self.close_with(CLOSE_TRY_AGAIN_LATER)
                     self.transport.resumeProducing()
                     return
                 self.ctx.reactor.callLater(delay, self._retry_outbox, min(delay * 2, 0.2))
@@ -220,7 +219,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
             except Exception as exc:
                 logger.error("Could not send websocket.receive for %s from %s: %s", self.head.path, self.client, exc)
                 self.outbox.clear()
-                self.sendClose(1011)
+                self.close_with(CLOSE_INTERNAL_ERROR)
                 return
             del self.outbox[0]
         self.transport.resumeProducing()
@@ -240,7 +239,8 @@ class WebSocketProtocol(WebSocketServerProtocol):
         try:
             ctx.layer.send("websocket.disconnect", {
                 "reply_channel": self.reply_channel,
-                "code": code or 1006,
+                # When the server closed, the application wants its own code, not the client's echo.
+                "code": self.close_code or code or 1006,
                 "path": self.head.path,
                 "order": self.order,
             })
@@ -252,6 +252,15 @@ class WebSocketProtocol(WebSocketServerProtocol):
             logger.info("WebSocket %s from %s closed with %s", self.head.path, self.client, code)
         self.reply_channel = None
 
+    def close_with(self, code: int, reason: str | None = None) -> None:
+        """Start the closing handshake with ``code`` (server codes such as 1001/1013 included)."""
+        if self.ws_state is WSState.CLOSED:
+            return
+        self.ws_state = WSState.CLOSING
+        self.close_code = code
+        # Autobahn's public sendClose only allows application codes; the server needs 1001/1011/1013 too.
+        self.sendCloseFrame(code=code, reasonUtf8=reason.encode() if reason else None, isReply=False)
+
     def check_timeouts(self, now: float) -> None:
         """Refuse a handshake the application left unanswered; close idle sockets."""
         state = self.ws_state
@@ -262,16 +271,14 @@ class WebSocketProtocol(WebSocketServerProtocol):
         elif state is WSState.OPEN:
             timeout = self.ctx.config.websocket_timeout
             if timeout is not None and timeout >= 0 and now - self.last_activity > timeout:
-                self.ws_state = WSState.CLOSING
-                self.sendClose(1000, "idle timeout")
+                self.close_with(1000, "idle timeout")
 
     def begin_shutdown(self) -> None:
         """Close with 1001 (going away); refuse a handshake in progress."""
         if self.ws_state is WSState.CONNECTING:
             self._deny(503, "Server shutting down")
         elif self.ws_state in (WSState.OPEN, WSState.ACCEPTING):
-            self.ws_state = WSState.CLOSING
-            self.sendClose(CLOSE_GOING_AWAY)
+            self.close_with(CLOSE_GOING_AWAY)
 
 
 def build_ws_factory(ctx: ServerContext) -> WebSocketServerFactory:

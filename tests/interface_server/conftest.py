@@ -23,17 +23,11 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-_LISTENING = re.compile(r"Listening on tcp:([\d.]+):(\d+)")
+_LISTENING = re.compile(r"Listening on .*?tcp:([\d.]+):(\d+)")
 
 
 def layer_source(redis_url: str, prefix: str, capacity: dict[str, int] | None = None) -> str:
     """Python source of a module defining ``channel_layer`` for one server."""
-    if not _have_redis():
-        return (
-            "from asgi_backends.sqlite import SQLiteChannelLayer\n"
-            f"channel_layer = SQLiteChannelLayer('/tmp/islayer-{prefix[:-1]}', blocking_timeout=1, "
-            f"channel_capacity={capacity or {}!r})\n"
-        )
     return (
         "from asgi_backends.redis import RedisChannelLayer\n"
         f"channel_layer = RedisChannelLayer(hosts=[{redis_url!r}], prefix={prefix!r}, "
@@ -41,22 +35,10 @@ def layer_source(redis_url: str, prefix: str, capacity: dict[str, int] | None = 
     )
 
 
-def _have_redis() -> bool:
-    try:
-        from asgi_backends.redis import RedisChannelLayer  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def make_layer(redis_url: str, prefix: str, capacity: dict[str, int] | None = None) -> Any:
-    if not _have_redis():
-        from asgi_backends.sqlite import SQLiteChannelLayer
-
-        return SQLiteChannelLayer(f"/tmp/islayer-{prefix[:-1]}", blocking_timeout=0.2, channel_capacity=capacity or {})
     from asgi_backends.redis import RedisChannelLayer
 
-    return RedisChannelLayer(hosts=[redis_url], prefix=prefix, channel_capacity=capacity or {})
+    return RedisChannelLayer(hosts=[redis_url], prefix=prefix, channel_capacity=capacity or {}, blocking_timeout=0.5)
 
 
 class ServerProcess:
@@ -104,14 +86,18 @@ class ServerProcess:
         self.sockets.append(sock)  # closed at teardown, so none leaks a ResourceWarning
         return sock
 
-    def receive(self, channels: str | list[str], timeout: float = 5.0) -> tuple[str, dict]:
-        """Play the application: wait (with a deadline) for a message on ``channels``."""
+    def receive(self, channels: str | list[str], timeout: float = 5.0, reply_channel: str | None = None) -> tuple[str, dict]:
+        """Play the application: wait (with a deadline) for a message on ``channels``.
+
+        With ``reply_channel``, messages of other connections (left over by
+        earlier tests on a shared server) are skipped.
+        """
         if isinstance(channels, str):
             channels = [channels]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             channel, message = self.layer.receive(channels, block=True)
-            if channel is not None:
+            if channel is not None and (reply_channel is None or message.get("reply_channel") == reply_channel):
                 return channel, message
         raise AssertionError(f"nothing arrived on {channels} within {timeout}s; server output:\n{self.log}")
 

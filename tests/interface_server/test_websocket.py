@@ -70,5 +70,151 @@ def test_connect_message_and_held_handshake(server):
     server.layer.send(message["reply_channel"], {"bytes": b"\x01\x02"})
     assert ws.recv() == b"\x01\x02"
     ws.close()
-    _, disconnect = server.receive("websocket.disconnect")
+    _, disconnect = server.receive("websocket.disconnect", reply_channel=message["reply_channel"])
     assert disconnect == {"reply_channel": message["reply_channel"], "code": 1000, "path": "/chat/room", "order": 3}
+
+
+def test_reject_gives_403(server):
+    for answer in ({"accept": False}, {"close": True}):
+        thread, result = open_async(ws_url(server))
+        _, message = server.receive("websocket.connect")
+        server.layer.send(message["reply_channel"], answer)
+        thread.join(5)
+        error = result["error"]
+        assert isinstance(error, websocket.WebSocketBadStatusException) and error.status_code == 403
+        _, disconnect = server.receive("websocket.disconnect", reply_channel=message["reply_channel"])
+        assert disconnect["order"] == 1
+
+
+def test_frame_as_first_answer_accepts_and_is_delivered(server):
+    thread, result = open_async(ws_url(server))
+    _, message = server.receive("websocket.connect")
+    server.layer.send(message["reply_channel"], {"text": "welcome"})
+    thread.join(5)
+    ws = result["ws"]
+    assert ws.recv() == "welcome"
+    ws.close()
+    server.receive("websocket.disconnect", reply_channel=message["reply_channel"])
+
+
+def test_server_side_close_with_code(server):
+    ws, message = accept(server)
+    server.layer.send(message["reply_channel"], {"close": 4001})
+    opcode, frame = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert int.from_bytes(frame[:2], "big") == 4001
+    ws.close()
+    _, disconnect = server.receive("websocket.disconnect", reply_channel=message["reply_channel"])
+    assert disconnect["order"] == 1 and disconnect["code"] == 4001
+
+
+def test_frames_sent_before_acceptance_are_kept(server):
+    with server.connect() as sock:
+        handshake = (b"GET /early HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        frame = websocket.ABNF.create_frame("early bird", websocket.ABNF.OPCODE_TEXT).format()
+        sock.sendall(handshake + frame)
+        _, message = server.receive("websocket.connect")
+        server.layer.send(message["reply_channel"], {"accept": True})
+        assert b"101 Switching Protocols" in recv_until(sock, b"\r\n\r\n")
+        _, received = server.receive("websocket.receive")
+        assert received["text"] == "early bird" and received["order"] == 1
+    server.receive("websocket.disconnect", reply_channel=message["reply_channel"])
+
+
+def test_invalid_utf8_closes_1007_and_garbage_closes_1002(server):
+    for payload, opcode, code in ((b"\xff\xfe", websocket.ABNF.OPCODE_TEXT, 1007), (None, None, 1002)):
+        ws, message = accept(server)
+        if payload is None:
+            ws.sock.sendall(b"\x8f\x80garbage-garbage")  # reserved opcode: a protocol error
+        else:
+            ws.send(payload, opcode)
+        opcode_back, frame = ws.recv_data(control_frame=True)
+        assert opcode_back == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(frame[:2], "big") == code
+        ws.close()
+        server.receive("websocket.disconnect", reply_channel=message["reply_channel"])
+    assert "Traceback" not in server.log
+
+
+def test_subprotocol_negotiation(start_server):
+    server = start_server("--ws-protocol", "chat.v2", "--ws-protocol", "chat.v1")
+    ws, message = accept(server, subprotocols=["other", "chat.v1"])
+    assert ws.getsubprotocol() == "chat.v1"
+    assert [b"sec-websocket-protocol", b"other, chat.v1"] in message["headers"]
+    ws.close()
+
+
+def test_pings_keep_alive_and_missing_pongs_drop(start_server):
+    server = start_server("--ping-interval", "0.2", "--ping-timeout", "0.4", "--websocket_timeout", "1")
+    # A client that answers pings (websocket-client does, inside recv) outlives the idle timeout.
+    ws, message = accept(server)
+    ws.settimeout(0.1)
+    deadline = time.monotonic() + 1.5
+    pings = 0
+    while time.monotonic() < deadline:
+        try:
+            opcode, _ = ws.recv_data(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            continue
+        if opcode == websocket.ABNF.OPCODE_PING:
+            pings += 1
+            ws.pong(_)
+    assert pings >= 3 and ws.connected
+    ws.send("still here")
+    assert server.receive("websocket.receive")[1]["text"] == "still here"
+    ws.close()
+    # A raw client that never answers is dropped after the ping timeout.
+    with server.connect() as sock:
+        sock.sendall(b"GET /silent HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        _, silent = server.receive("websocket.connect")
+        server.layer.send(silent["reply_channel"], {"accept": True})
+        started = time.monotonic()
+        sock.settimeout(5)
+        while sock.recv(4096):
+            pass
+        assert time.monotonic() - started < 3
+    _, disconnect = server.receive("websocket.disconnect")
+    assert disconnect["reply_channel"] in (message["reply_channel"], silent["reply_channel"])
+
+
+def test_idle_websocket_is_closed(start_server):
+    server = start_server("--ping-interval", "0", "--websocket_timeout", "0.5")
+    ws, message = accept(server)
+    ws.settimeout(5)
+    opcode, frame = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    _, disconnect = server.receive("websocket.disconnect")
+    assert disconnect["reply_channel"] == message["reply_channel"]
+
+
+def test_unanswered_handshake_is_refused(start_server):
+    server = start_server("--websocket_connect_timeout", "0.5")
+    thread, result = open_async(ws_url(server))
+    server.receive("websocket.connect")
+    thread.join(5)
+    assert result["error"].status_code == 503
+
+
+def test_full_channels_503_and_1013(start_server):
+    server = start_server(capacity={"websocket.connect": 1, "websocket.receive": 1, "http.request": 1})
+    # http.request full: 503 at once.
+    server.layer.send("http.request", {"filler": True})
+    with server.connect() as sock:
+        sock.sendall(b"GET /full HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert recv_until(sock, b"\r\n").startswith(b"HTTP/1.1 503 ")
+    # websocket.connect full: the handshake is refused with 503.
+    server.layer.send("websocket.connect", {"filler": True})
+    thread, result = open_async(ws_url(server))
+    thread.join(5)
+    assert result["error"].status_code == 503
+    server.receive("websocket.connect")  # the filler
+    # websocket.receive full: retried briefly, then closed with 1013.
+    ws, message = accept(server)
+    server.layer.send("websocket.receive", {"filler": True})
+    ws.send("one too many")
+    ws.settimeout(5)
+    opcode, frame = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(frame[:2], "big") == 1013
+    assert "Traceback" not in server.log
