@@ -1,0 +1,253 @@
+"""The worker on its own (no Django): routing, failures, retries, threads, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from asgi_backends.inmemory import ChannelLayer
+from worker import ConsumeLater, Worker, WorkerHooks
+from worker.requeue import retry_delay
+from worker.worker import filter_channels
+
+
+class TableRouter:
+    """The smallest router: channel name -> consumer."""
+
+    def __init__(self, table):
+        self.table = table
+        self.channels = set(table)
+
+    def match(self, message):
+        consumer = self.table.get(message.channel_name)
+        return None if consumer is None else (consumer, {})
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.002)
+
+
+@pytest.fixture
+def layer():
+    return ChannelLayer(blocking_timeout=5.0)
+
+
+def running(layer, table, **kwargs):
+    worker = Worker(layer, TableRouter(table), signal_handlers=False, **kwargs)
+    worker.start()
+    return worker
+
+
+def test_filters():
+    names = {"http.request", "websocket.connect", "websocket.receive", "chat-messages"}
+    assert filter_channels(names, only=["websocket.*"]) == ["websocket.connect", "websocket.receive"]
+    assert filter_channels(names, exclude=["websocket.*", "http.*"]) == ["chat-messages"]
+    with pytest.raises(ValueError, match="No channels to listen on"):
+        Worker(ChannelLayer(), TableRouter({"a": print}), only_channels=["b*"])
+    with pytest.raises(ValueError, match="threads"):
+        Worker(ChannelLayer(), TableRouter({"a": print}), threads=0)
+
+
+def test_runs_consumers_on_routed_channels_only(layer):
+    seen = []
+    worker = running(layer, {"jobs": lambda m: seen.append(m["n"])}, only_channels=["jobs"])
+    try:
+        for n in range(5):
+            layer.send("jobs", {"n": n})
+        layer.send("other", {"n": 99})
+        wait_until(lambda: len(seen) == 5)
+        assert sorted(seen) == [0, 1, 2, 3, 4]
+        assert layer.receive(["other"]) == ("other", {"n": 99})
+    finally:
+        worker.stop()
+        assert worker.join(5)
+
+
+def test_exception_is_logged_and_worker_goes_on_and_http_gets_500(layer, caplog):
+    seen = []
+
+    def flaky(message):
+        if message["n"] == 0:
+            raise KeyError("bad input")
+        seen.append(message["n"])
+
+    worker = running(layer, {"http.request": flaky})
+    try:
+        with caplog.at_level(logging.ERROR, logger="worker"):
+            layer.send("http.request", {"n": 0, "reply_channel": "http.response!a"})
+            layer.send("http.request", {"n": 1, "reply_channel": "http.response!b"})
+            channel, reply = layer.receive(["http.response!"], block=True)
+            wait_until(lambda: seen == [1])
+        assert channel == "http.response!a" and reply["status"] == 500
+        record = next(r for r in caplog.records if "raised" in r.getMessage())
+        assert "http.request" in record.getMessage() and "http.response!a" in record.getMessage()
+        assert "KeyError" in caplog.text  # the traceback
+    finally:
+        worker.stop()
+        worker.join(5)
+
+
+def test_consume_later_retries_with_growing_delay_then_drops(layer, caplog):
+    times = []
+
+    def never(message):
+        times.append(time.monotonic())
+        raise ConsumeLater()
+
+    worker = running(layer, {"later": never}, message_retries=4)
+    try:
+        with caplog.at_level(logging.WARNING, logger="worker"):
+            layer.send("later", {"x": 1})
+            wait_until(lambda: "after 4 ConsumeLater retries" in caplog.text)
+        assert len(times) == 5  # first try + 4 retries, then dropped: no spinning
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert all(gap >= retry_delay(i + 1) * 0.9 for i, gap in enumerate(gaps))
+    finally:
+        worker.stop()
+        worker.join(5)
+    assert retry_delay(1) < retry_delay(3) <= retry_delay(50) == 1.0
+
+
+def test_thread_pool_runs_consumers_concurrently(layer):
+    inside = threading.Semaphore(0)
+    release = threading.Event()
+
+    def blocking(message):
+        inside.release()
+        release.wait(5)
+
+    worker = running(layer, {"slow": blocking}, threads=3)
+    try:
+        for _ in range(3):
+            layer.send("slow", {})
+        for _ in range(3):
+            assert inside.acquire(timeout=5)  # three consumers are in flight at once
+    finally:
+        release.set()
+        worker.stop()
+        assert worker.join(5)
+
+
+def test_stop_wakes_idle_threads_at_once(layer):
+    worker = running(layer, {"idle": print}, threads=4)
+    started = time.monotonic()
+    worker.stop()
+    assert worker.join(4)
+    assert time.monotonic() - started < layer.blocking_timeout  # not waiting out the blocking receive
+
+
+def test_router_errors_and_unrouted_messages_do_not_stop_the_worker(layer, caplog):
+    class Broken(TableRouter):
+        def match(self, message):
+            if message.get("explode"):
+                raise RuntimeError("router broke")
+            return super().match(message)
+
+    seen = []
+    worker = Worker(layer, Broken({"a": lambda m: seen.append(1)}), signal_handlers=False)
+    worker.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="worker"):
+            layer.send("a", {"explode": True})
+            layer.send("a", {})
+            wait_until(lambda: seen == [1])
+        assert "Could not route" in caplog.text
+    finally:
+        worker.stop()
+        worker.join(5)
+
+
+def test_hooks_wrap_calls(layer):
+    events = []
+
+    class Hooks(WorkerHooks):
+        def ready(self, worker):
+            events.append("ready")
+
+        def call(self, consumer, message, kwargs):
+            events.append("before")
+            consumer(message, **kwargs)
+            events.append("after")
+
+    worker = Worker(layer, TableRouter({"h": lambda m: events.append("run")}), Hooks(), signal_handlers=False)
+    worker.start()
+    try:
+        layer.send("h", {})
+        wait_until(lambda: "after" in events)
+        assert events == ["ready", "before", "run", "after"]
+    finally:
+        worker.stop()
+        worker.join(5)
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, threading, time
+    from asgi_backends.inmemory import ChannelLayer
+    from worker import Worker
+
+    class Router:
+        channels = {"job"}
+        def match(self, message):
+            return consume, {}
+
+    forever = threading.Event()
+
+    def consume(message):
+        print("started", flush=True)
+        if message["mode"] == "forever":
+            forever.wait()
+        else:
+            time.sleep(0.3)  # the work in hand
+        print("finished", flush=True)
+
+    layer = ChannelLayer(blocking_timeout=30)
+    layer.send("job", {"mode": sys.argv[1]})
+    Worker(layer, Router()).run()
+    print("clean exit", flush=True)
+""")
+
+
+def start_script(mode):
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    assert proc.stdout.readline().strip() == "started"
+    return proc
+
+
+def test_sigterm_finishes_the_message_in_hand_then_exits_0():
+    import signal
+
+    proc = start_script("short")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.split() == ["finished", "clean", "exit"]
+
+
+def test_second_signal_exits_at_once():
+    import signal
+
+    proc = start_script("forever")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)  # two distinct signals: both handlers run, in turn
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1
+    assert "finished" not in out and "Second shutdown signal" in err
