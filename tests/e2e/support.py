@@ -1,0 +1,103 @@
+"""Starting the e2e project's processes and talking to them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import websocket
+
+from tests.support.redis_server import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parent / "project"
+
+
+def project_env(db_path: Path, redis_url: str | None = None) -> dict[str, str]:
+    """Environment for the project's processes (layer chosen by E2E_REDIS_URL)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("E2E_")}
+    env.update(E2E_DB=str(db_path), PYTHONPATH=f"{REPO}{os.pathsep}{PROJECT}", PYTHONUNBUFFERED="1",
+               DJANGO_SETTINGS_MODULE="chatproj.settings")
+    if redis_url:
+        env["E2E_REDIS_URL"] = redis_url
+    return env
+
+
+class Proc:
+    """A started process with its output in a file; ended by PID (its own session)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.args = args
+        with open(log, "wb") as out:
+            self.popen = subprocess.Popen(args, cwd=PROJECT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.popen.poll() is not None:
+                raise AssertionError(f"{self.args} exited {self.popen.returncode}:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not seen from {self.args} in {timeout}s:\n{self.output()}")
+            time.sleep(0.02)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        """Signal the process's group (it and its children) and wait; kill if it lingers."""
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        return self.popen.returncode
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, str(PROJECT / "manage.py"), *args]
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing listening on {port} after {timeout}s") from None
+            time.sleep(0.02)
+
+
+def http_get(port: int, path: str, data: bytes | None = None) -> tuple[int, bytes]:
+    """GET (or POST ``data``); return (status, body)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", data=data, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def ws_connect(port: int, path: str) -> websocket.WebSocket:
+    return websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=10)
+
+
+__all__ = ["Proc", "free_port", "http_get", "manage", "project_env", "wait_for_port", "ws_connect"]

@@ -1,0 +1,107 @@
+"""The project behind the real stack: redis-server, the interface server, two runworker processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+import pytest
+
+from tests.e2e.support import Proc, free_port, http_get, manage, project_env, wait_for_port, ws_connect
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Yield (http port, [worker Procs]) for a running deployment of the e2e project."""
+    tmp = tmp_path_factory.mktemp("e2e-redis")
+    redis = RedisServer().start()
+    env = project_env(tmp / "db.sqlite3", redis.url)
+    port = free_port()
+    procs: list[Proc] = []
+    try:
+        server = Proc([sys.executable, "-m", "interface_server", "chatproj.asgi:channel_layer",
+                       "-b", "127.0.0.1", "-p", str(port)], env, tmp / "server.log")
+        procs.append(server)
+        workers = [Proc(manage("runworker", "--threads", "2"), env, tmp / f"worker{n}.log") for n in range(2)]
+        procs.extend(workers)
+        for worker in workers:
+            worker.wait_for_output("Listening on channels")
+        wait_for_port(port)
+        yield port, workers
+    finally:
+        for proc in procs:
+            proc.stop()
+        redis.cleanup()
+
+
+def test_django_views_over_http(stack):
+    port, _ = stack
+    assert http_get(port, "/") == (200, b"OK")
+    assert http_get(port, "/hello/there") == (200, b"Hello world! You asked for /hello/there")
+    assert http_get(port, "/nowhere/")[0] == 404
+    status, body = http_get(port, "/boom/")
+    assert status == 500
+    assert http_get(port, "/form/", data=b"name=ada") == (200, b"POST ada 8")
+
+
+def test_both_workers_share_the_requests(stack):
+    port, workers = stack
+    pids = {int(http_get(port, "/pid/")[1]) for _ in range(30)}
+    assert pids == {worker.pid for worker in workers}
+
+
+def test_websocket_echo(stack):
+    port, _ = stack
+    ws = ws_connect(port, "/echo/")
+    try:
+        for text in ("hello world", "ünïcödé", "x" * 5000):
+            ws.send(text)
+            assert ws.recv() == text
+    finally:
+        ws.close()
+
+
+def chat_text(raw: str) -> str:
+    return raw if not raw.startswith("{") else json.loads(raw)["text"]
+
+
+def test_chat_survives_a_killed_worker(stack):
+    port, workers = stack
+    alice, bob = ws_connect(port, "/lobby/"), ws_connect(port, "/lobby/")
+    other_room = ws_connect(port, "/kitchen/")
+    try:
+        for n in range(5):
+            sender = alice if n % 2 else bob
+            sender.send(f"before {n}")
+            assert alice.recv() == f"before {n}"
+            assert bob.recv() == f"before {n}"
+        victim = workers[0]
+        assert victim.stop(signal.SIGKILL) == -signal.SIGKILL
+        for n in range(10):
+            sender = alice if n % 2 else bob
+            sender.send(f"after {n}")
+            assert alice.recv() == f"after {n}"
+            assert bob.recv() == f"after {n}"
+        carol = ws_connect(port, "/lobby/")
+        carol.send("carol here")
+        assert [alice.recv(), bob.recv(), carol.recv()] == ["carol here"] * 3
+        carol.close()
+        other_room.send("only kitchen")
+        assert other_room.recv() == "only kitchen"
+        alice.send("lobby again")
+        assert bob.recv() == "lobby again" and alice.recv() == "lobby again"
+    finally:
+        for ws in (alice, bob, other_room):
+            ws.close()
+    assert http_get(port, "/") == (200, b"OK")
+
+
+def test_runworker_exits_0_on_sigterm(stack):
+    _, workers = stack
+    survivor = workers[1]
+    assert survivor.stop(signal.SIGTERM) == 0
+    assert "Shutdown signal received" in survivor.output()
