@@ -52,8 +52,14 @@ html_theme_options = {
     "description": "Worker-model message bus for Django",
     "fixed_sidebar": True,
 }
-# The code samples are Python unless marked otherwise.
-highlight_language = "python3"
+# Literal blocks are highlighted as Python when they parse as Python and
+# shown plain otherwise (shell lines, diagrams, Procfiles).
+highlight_language = "default"
+# The same exception is reachable under two names (``layer.ChannelFull`` and
+# ``asgi_backends.exceptions.ChannelFull``; ``channels.worker.Worker`` wraps
+# ``worker.worker.Worker``): Sphinx links to one of them, which is right, but
+# warns about the choice.
+suppress_warnings = ["ref.python"]
 # Forward references in type hints ("Message", "Router") that autodoc cannot
 # resolve are cosmetic; do not let them fail the -W build.
 nitpicky = False
