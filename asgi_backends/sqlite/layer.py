@@ -207,11 +207,10 @@ class SQLiteChannelLayer(BaseChannelLayer):
                 if state is q.Wait.WAITING:
                     if ticket is None:
                         ticket, number = fresh, fresh_number
-                    timeout = min(remaining, self.recheck_interval)
+                    datagram = self._sleep(waiter, number, ticket, deadline)
                 else:  # CLAIMED: the sender's datagram is on its way
                     ticket = None
-                    timeout = HANDOFF_GRACE
-                datagram = self._await(waiter, number, timeout)
+                    datagram = self._await(waiter, number, HANDOFF_GRACE)
                 if datagram is not None:
                     ticket = None  # answered, so its sender withdrew it
                     if datagram.channel is not None:
@@ -220,6 +219,21 @@ class SQLiteChannelLayer(BaseChannelLayer):
             if ticket is not None:  # left by an exception (KeyboardInterrupt in select, say)
                 left = ticket
                 self._store.write(lambda conn: q.withdraw(conn, left))
+
+    def _sleep(self, waiter: Waiter, number: int, ticket: str, deadline: float) -> Datagram | None:
+        """Wait for the answer to ``ticket`` until ``deadline``, re-checking every ``recheck_interval``.
+
+        The re-check is a read: while the ticket is still recorded no sender
+        has taken it, so nothing can be waiting for us. Returns the datagram,
+        or None when the deadline passed or the ticket vanished unanswered.
+        """
+        while True:
+            remaining = deadline - time.monotonic()
+            datagram = self._await(waiter, number, min(remaining, self.recheck_interval))
+            if datagram is not None or remaining <= self.recheck_interval:
+                return datagram
+            if not self._store.read(lambda conn: q.registered(conn, ticket)):
+                return None
 
     def _await(self, waiter: Waiter, number: int, timeout: float) -> Datagram | None:
         """Return the datagram answering ticket ``number`` within ``timeout``; put late hand-offs back."""

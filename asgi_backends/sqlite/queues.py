@@ -146,7 +146,7 @@ def take_or_wait(
         fresh: a new ticket to record if nothing is waiting; None when the
             caller will not wait (non-blocking, or out of time).
     """
-    if ticket is not None and conn.execute(_REGISTERED, (ticket,)).fetchone() is None:
+    if ticket is not None and not registered(conn, ticket):
         return Wait.CLAIMED, None
     purge(conn, now)
     found = take(conn, queues)
@@ -157,6 +157,11 @@ def take_or_wait(
     if ticket is None:
         conn.executemany(_REGISTER, [(queue, fresh) for queue in queues])
     return Wait.WAITING, None
+
+
+def registered(conn: sqlite3.Connection, ticket: str) -> bool:
+    """Return True while ``ticket`` is recorded (no sender has claimed it)."""
+    return conn.execute(_REGISTERED, (ticket,)).fetchone() is not None
 
 
 def withdraw(conn: sqlite3.Connection, ticket: str) -> bool:
