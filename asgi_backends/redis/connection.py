@@ -13,11 +13,14 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
+import threading
+import weakref
 from typing import Any, Sequence
 from urllib.parse import urlparse
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -26,7 +29,19 @@ from redis.retry import Retry
 from ..exceptions import LayerUnavailable
 from .scripts import SCRIPTS
 
+try:  # hiredis packs commands in C; redis-py falls back to Python
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - hiredis is optional
+    _hiredis_pack = None
+
 logger = logging.getLogger(__name__)
+
+
+def _pack_args(args: Sequence[Any]) -> bytes:
+    return _hiredis_pack(tuple(args))
+
+
+_pack = _pack_args if _hiredis_pack is not None else None
 
 Host = "str | tuple[str, int]"
 
@@ -77,6 +92,11 @@ def make_pool(host: Any, pool_size: int, connection_kwargs: dict[str, Any]) -> r
 class Shard:
     """One Redis server of the layer.
 
+    The hot path (scripts, pops) runs on one connection per thread, speaking
+    to the socket directly: no pool lock, no per-command bookkeeping, and a
+    burst of threads can never exhaust anything. The ``client`` and its
+    pool serve the rest (flush, cross-shard pops).
+
     Args:
         client: a ``redis.Redis`` (returning bytes) for the server.
         label: a name for messages and for the hash ring.
@@ -86,6 +106,39 @@ class Shard:
         self.client = client
         self.pool = client.connection_pool
         self.label = label
+        self._local = threading.local()
+        self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+    def _connection(self) -> Connection:
+        try:
+            return self._local.connection
+        except AttributeError:
+            connection = self.pool.connection_class(**self.pool.connection_kwargs)
+            self._local.connection = connection
+            self._connections.add(connection)
+            return connection
+
+    def _call(self, args: Sequence[Any]) -> Any:
+        connection = self._connection()
+        packed = [_pack(args)] if _pack is not None else connection.pack_command(*args)
+        try:
+            if connection._sock is None:
+                # Connect explicitly: Sentinel-managed connections look up
+                # the current master in connect().
+                connection.connect()
+            connection.send_packed_command(packed, check_health=False)
+            return connection.read_response()
+        except RedisConnectionError:
+            # Most often a connection that died with a Redis restart: one
+            # fresh attempt. (Timeouts are not retried: the command may have
+            # run before its answer was lost.)
+            connection.disconnect()
+            connection.connect()
+            connection.send_packed_command(packed, check_health=False)
+            return connection.read_response()
+        except BaseException:
+            connection.disconnect()
+            raise
 
     def run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run one of the layer's Lua scripts; return its reply.
@@ -96,19 +149,19 @@ class Shard:
         found = SCRIPTS[script]
         try:
             try:
-                return self.client.execute_command("EVALSHA", found.sha, len(keys), *keys, *args)
+                return self._call(("EVALSHA", found.sha, len(keys), *keys, *args))
             except NoScriptError:
                 # First use, or the server restarted and lost its script cache.
                 logger.info("Loading Lua script %s into Redis at %s", script, self.label)
-                self.client.execute_command("SCRIPT", "LOAD", found.source)
-                return self.client.execute_command("EVALSHA", found.sha, len(keys), *keys, *args)
+                self._call(("SCRIPT", "LOAD", found.source))
+                return self._call(("EVALSHA", found.sha, len(keys), *keys, *args))
         except UNAVAILABLE_ERRORS as exc:
             raise self.unavailable(exc) from exc
 
     def execute(self, *args: Any) -> Any:
         """Run one Redis command; like :meth:`run` for errors."""
         try:
-            return self.client.execute_command(*args)
+            return self._call(args)
         except UNAVAILABLE_ERRORS as exc:
             raise self.unavailable(exc) from exc
 
@@ -120,11 +173,14 @@ class Shard:
         )
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every connection (per-thread ones and the pool's)."""
+        for connection in list(self._connections):
+            connection.disconnect()
         self.pool.disconnect()
 
     def __repr__(self) -> str:
         return f"<Shard {self.label}>"
+
 
 class HashRing:
     """Consistent hashing of names onto shards (many points per shard).
