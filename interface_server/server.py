@@ -156,7 +156,8 @@ class Server:
         DeferredList(waiting, consumeErrors=True).addCallback(self._listening)
         ctx.receiver.start()
         timeouts = [t for t in (self.config.http_timeout, self.config.websocket_timeout,
-                                self.config.websocket_connect_timeout, self.config.keepalive_timeout)
+                                self.config.websocket_connect_timeout, self.config.keepalive_timeout,
+                                self.config.ping_interval, self.config.ping_timeout)
                     if t is not None and t > 0]
         interval = max(0.05, min([1.0] + [t / 5 for t in timeouts]))
         self._checker = task.LoopingCall(self._check_timeouts)

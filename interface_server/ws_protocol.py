@@ -61,6 +61,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.connect_deadline = 0.0
         self.last_activity = ctx.now()
         self.close_code: int | None = None
+        self.ping_sent_at: float | None = None
 
     # -- handshake ------------------------------------------------------------
 
@@ -262,16 +263,32 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.sendCloseFrame(code=code, reasonUtf8=reason.encode() if reason else None, isReply=False)
 
     def check_timeouts(self, now: float) -> None:
-        """Refuse a handshake the application left unanswered; close idle sockets."""
+        """Refuse an unanswered handshake; ping idle sockets, drop silent ones, close idle ones."""
         state = self.ws_state
         if state is WSState.CONNECTING:
             if now > self.connect_deadline and self.handshake is not None:
                 logger.warning("Application did not answer websocket.connect for %s from %s", self.head.path, self.client)
                 self._deny(503, "Application did not answer in time")
-        elif state is WSState.OPEN:
-            timeout = self.ctx.config.websocket_timeout
-            if timeout is not None and timeout >= 0 and now - self.last_activity > timeout:
-                self.close_with(1000, "idle timeout")
+            return
+        if state is not WSState.OPEN:
+            return
+        config = self.ctx.config
+        idle = now - self.last_activity
+        if self.ping_sent_at is not None:
+            if idle > 0 and self.last_activity > self.ping_sent_at:
+                self.ping_sent_at = None  # something (the pong, or anything else) came back
+            elif now - self.ping_sent_at > config.ping_timeout:
+                logger.info("WebSocket %s from %s did not answer a ping; dropping it", self.head.path, self.client)
+                self.close_code = 1006
+                self.ws_state = WSState.CLOSING
+                self.transport.abortConnection()
+                return
+        timeout = config.websocket_timeout
+        if timeout is not None and timeout >= 0 and idle > timeout:
+            self.close_with(1000, "idle timeout")
+        elif config.ping_interval and self.ping_sent_at is None and idle >= config.ping_interval:
+            self.ping_sent_at = now
+            self.sendPing()
 
     def begin_shutdown(self) -> None:
         """Close with 1001 (going away); refuse a handshake in progress."""
@@ -287,8 +304,9 @@ def build_ws_factory(ctx: ServerContext) -> WebSocketServerFactory:
     factory = WebSocketServerFactory(server=ctx.server_name.decode("latin-1") or None)
     factory.protocol = WebSocketProtocol
     factory.setProtocolOptions(
-        autoPingInterval=config.ping_interval or 0,
-        autoPingTimeout=config.ping_timeout or 0,
+        # Pings are sent by our own timeout check: Autobahn's timers round to whole seconds.
+        autoPingInterval=0,
+        autoPingTimeout=0,
         # Protocol errors get a close frame with a code (1002, 1007) rather than a dropped socket.
         failByDrop=False,
         # The handshake is held by us, with our own deadline.

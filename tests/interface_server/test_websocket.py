@@ -141,7 +141,7 @@ def test_subprotocol_negotiation(start_server):
     server = start_server("--ws-protocol", "chat.v2", "--ws-protocol", "chat.v1")
     ws, message = accept(server, subprotocols=["other", "chat.v1"])
     assert ws.getsubprotocol() == "chat.v1"
-    assert [b"sec-websocket-protocol", b"other, chat.v1"] in message["headers"]
+    assert any(n == b"sec-websocket-protocol" and b"chat.v1" in v for n, v in message["headers"])
     ws.close()
 
 
@@ -149,17 +149,16 @@ def test_pings_keep_alive_and_missing_pongs_drop(start_server):
     server = start_server("--ping-interval", "0.2", "--ping-timeout", "0.4", "--websocket_timeout", "1")
     # A client that answers pings (websocket-client does, inside recv) outlives the idle timeout.
     ws, message = accept(server)
-    ws.settimeout(0.1)
     deadline = time.monotonic() + 1.5
     pings = 0
     while time.monotonic() < deadline:
+        ws.settimeout(max(0.01, deadline - time.monotonic()))
         try:
-            opcode, _ = ws.recv_data(control_frame=True)
+            opcode, _ = ws.recv_data(control_frame=True)  # answers pings itself
         except websocket.WebSocketTimeoutException:
-            continue
+            break
         if opcode == websocket.ABNF.OPCODE_PING:
             pings += 1
-            ws.pong(_)
     assert pings >= 3 and ws.connected
     ws.send("still here")
     assert server.receive("websocket.receive")[1]["text"] == "still here"
@@ -172,9 +171,12 @@ def test_pings_keep_alive_and_missing_pongs_drop(start_server):
         server.layer.send(silent["reply_channel"], {"accept": True})
         started = time.monotonic()
         sock.settimeout(5)
-        while sock.recv(4096):
-            pass
-        assert time.monotonic() - started < 3
+        try:
+            while sock.recv(4096):
+                pass  # pings we never answer
+        except ConnectionResetError:
+            pass  # dropped: what we wait for
+        assert time.monotonic() - started < 0.95  # dropped for the missing pong, before the idle timeout
     _, disconnect = server.receive("websocket.disconnect")
     assert disconnect["reply_channel"] in (message["reply_channel"], silent["reply_channel"])
 
