@@ -28,12 +28,17 @@ class ChatServer:
 
     Args:
         workdir: a temporary directory for the database and the log.
-        layer: the example's ``CHAT_LAYER`` (``inmemory`` runs everything in
-            runserver).
+        layer: the example's ``CHAT_LAYER``. ``inmemory`` runs everything in
+            runserver; a cross-process layer (``sqlite``) runs
+            ``runserver --noworker`` plus ``workers`` runworker processes.
+        workers: runworker processes for a cross-process layer.
     """
 
-    def __init__(self, workdir: Path, layer: str = "inmemory") -> None:
+    def __init__(self, workdir: Path, layer: str = "inmemory", workers: int = 2) -> None:
         self.workdir = workdir
+        self.layer = layer
+        self.workers = workers if layer != "inmemory" else 0
+        self.worker_processes: list[subprocess.Popen[bytes]] = []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "runserver.log"
@@ -55,11 +60,13 @@ class ChatServer:
     def start(self, timeout: float = 30.0) -> ChatServer:
         """Start runserver and wait until it serves the lobby page."""
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
-            cwd=CHAT, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        runserver = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"]
+        if self.workers:
+            runserver.append("--noworker")
+        self.process = self._spawn(runserver, log)
+        if not self.worker_processes:
+            self.worker_processes = [self._spawn([sys.executable, "manage.py", "runworker"], log)
+                                     for _ in range(self.workers)]
         log.close()
         deadline = time.monotonic() + timeout
         while True:
@@ -76,18 +83,27 @@ class ChatServer:
                 raise RuntimeError(f"runserver did not serve {self.url} within {timeout}s:\n{self.log()}")
             time.sleep(0.1)  # nothing to block on until the port opens
 
-    def stop(self) -> None:
-        """Stop runserver (SIGTERM, then SIGKILL) by the process group it leads."""
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+    def _spawn(self, argv: list[str], log) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, cwd=CHAT, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self, workers: bool = False) -> None:
+        """Stop runserver -- and the workers too if ``workers`` -- by their process groups."""
+        doomed = [self.process] if self.process is not None else []
+        if workers:
+            doomed += self.worker_processes
+            self.worker_processes = []
+        for process in doomed:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for process in doomed:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
         self.process = None
 
     def log(self) -> str:

@@ -23,7 +23,17 @@ def server(tmp_path_factory):
     chat.migrate()
     chat.start()
     yield chat
-    chat.stop()
+    chat.stop(workers=True)
+
+
+@pytest.fixture(scope="module", params=["inmemory", "sqlite"])
+def any_server(request, tmp_path_factory):
+    """runserver alone on the in-memory layer, or runserver --noworker + two runworkers on the same-machine layer."""
+    chat = ChatServer(tmp_path_factory.mktemp(f"chat-{request.param}"), layer=request.param)
+    chat.migrate()
+    chat.start()
+    yield chat
+    chat.stop(workers=True)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +68,8 @@ def texts(page: Page) -> list[str]:
     return page.evaluate("Array.from(document.querySelectorAll('#messages .text')).map(el => el.textContent)")
 
 
-def test_rooms_talk_and_history_persists(server, browser, tmp_path):
+def test_rooms_talk_and_history_persists(any_server, browser, tmp_path):
+    server = any_server
     alice = open_room(browser, server, "lobby", "alice")
     bob = open_room(browser, server, "lobby", "bob")
     carol = open_room(browser, server, "random", "carol")
@@ -89,8 +100,9 @@ def test_rooms_talk_and_history_persists(server, browser, tmp_path):
     late.wait_for(shows(hello) + " && " + shows(reply), timeout=5, what="history on a new page")
     assert elsewhere not in texts(late)
 
-    late.screenshot(SCREENSHOT)
-    shutil.copy(SCREENSHOT, tmp_path / "chat.png")
+    shot = late.screenshot(tmp_path / "chat.png")
+    assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+    shutil.copy(shot, SCREENSHOT)  # kept for a person to look at
     for page in (alice, bob, carol, late):
         page.close()
 
