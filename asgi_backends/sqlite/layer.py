@@ -24,7 +24,9 @@ A blocking receive, step by step:
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+import tempfile
 import threading
 import time
 import weakref
@@ -38,6 +40,8 @@ from .wakeup import Datagram, Poker, Waiter, make_datagram, wake_directory
 # How long a receiver whose ticket a sender claimed waits for that sender's
 # datagram; only a sender stopped or killed right after committing takes longer.
 HANDOFF_GRACE = 2.0
+
+_PREFIX = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 class _Transport:
@@ -114,6 +118,11 @@ class SQLiteChannelLayer(BaseChannelLayer):
         path: a directory for the database and wake-up sockets; created if
             missing. Use a local file system (``/tmp/myproject-channels``,
             or ``/dev/shm/...`` to keep it in memory).
+        prefix: instead of ``path``, as settings written for asgi_ipc give
+            it: the directory is then ``asgi-channels-<uid>-<prefix>`` in
+            the system temporary directory. ``message_memory`` and
+            ``group_memory`` (asgi_ipc's segment sizes) are accepted and
+            ignored: the database grows as needed.
         blocking_timeout: longest time ``receive(block=True)`` waits before
             returning ``(None, None)``.
         recheck_interval: how often a blocked receiver re-reads the database
@@ -130,8 +139,20 @@ class SQLiteChannelLayer(BaseChannelLayer):
     extensions = ["groups", "flush", "statistics", "twisted", "asyncio"]
     cross_process = True
 
-    def __init__(self, path: str, blocking_timeout: float = 5.0, recheck_interval: float = 0.5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        path: str | None = None,
+        blocking_timeout: float = 5.0,
+        recheck_interval: float = 0.5,
+        *,
+        prefix: str | None = None,
+        message_memory: int | None = None,
+        group_memory: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        if path is None:
+            path = self._path_for_prefix(prefix)
         if not isinstance(blocking_timeout, (int, float)) or blocking_timeout < 0:
             raise ValueError(f"blocking_timeout must be a non-negative number of seconds, not {blocking_timeout!r}")
         if not isinstance(recheck_interval, (int, float)) or recheck_interval <= 0:
@@ -142,6 +163,17 @@ class SQLiteChannelLayer(BaseChannelLayer):
         self._store = self._transport.store
         self.path = self._store.path
         self._finalizer = weakref.finalize(self, self._transport.close)
+
+    @staticmethod
+    def _path_for_prefix(prefix: str | None) -> str:
+        if prefix is None:
+            raise ValueError(
+                "SQLiteChannelLayer needs a directory: set CONFIG = {'path': '/some/dir'}, the same in every "
+                "process that should share channels"
+            )
+        if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+            raise ValueError(f"prefix must be ASCII letters, digits, '.', '-' or '_', not {prefix!r}")
+        return os.path.join(tempfile.gettempdir(), f"asgi-channels-{os.getuid()}-{prefix}")
 
     # -- sending ------------------------------------------------------------
 

@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS waiters (
     queue TEXT NOT NULL,
     ticket TEXT NOT NULL,
     PRIMARY KEY (queue, ticket)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS waiters_by_ticket ON waiters (ticket);
 CREATE TABLE IF NOT EXISTS stats (
     queue TEXT PRIMARY KEY,

@@ -247,3 +247,22 @@ def test_path_must_be_a_directory(directory):
         SQLiteChannelLayer(path)
     with pytest.raises(ValueError, match="recheck_interval"):
         SQLiteChannelLayer(directory, recheck_interval=0)
+
+
+def test_asgi_ipc_settings_still_work():
+    # Channels 1.x settings for asgi_ipc name a prefix and segment sizes, no path.
+    prefix = f"test-{os.getpid()}"
+    first = SQLiteChannelLayer(prefix=prefix, message_memory=10**8, group_memory=10**7)
+    second = SQLiteChannelLayer(prefix=prefix)
+    try:
+        assert first.path == second.path
+        first.send("compat", {"ok": True})
+        assert second.receive(["compat"]) == ("compat", {"ok": True})
+    finally:
+        first.close()
+        second.close()
+        shutil.rmtree(first.path, ignore_errors=True)
+    with pytest.raises(ValueError, match="needs a directory"):
+        SQLiteChannelLayer()
+    with pytest.raises(ValueError, match="prefix"):
+        SQLiteChannelLayer(prefix="../escape")
