@@ -9,7 +9,7 @@ class ChannelsConfig(AppConfig):
     """Wires channels into Django when the app registry is ready.
 
     * Database connections are checked before and after every consumer, as
-      Django does around a request.
+      Django does around a request (see :class:`channels.worker.ChannelsHooks`).
     * The layer registry is reset when ``CHANNEL_LAYERS`` changes (tests).
     * ``manage.py runserver`` is served by this app's command even when
       ``django.contrib.staticfiles`` is listed before ``channels`` (the
@@ -23,21 +23,9 @@ class ChannelsConfig(AppConfig):
     def ready(self) -> None:
         from django.core.management import get_commands
         from django.core.signals import setting_changed
-        from django.db import close_old_connections
 
-        from .signals import consumer_finished, consumer_started
-
-        consumer_started.connect(_close_old_connections, dispatch_uid="channels.close_old_connections.start")
-        consumer_finished.connect(_close_old_connections, dispatch_uid="channels.close_old_connections.finish")
         setting_changed.connect(_settings_changed, dispatch_uid="channels.settings_changed")
         get_commands()["runserver"] = "channels"
-        del close_old_connections
-
-
-def _close_old_connections(**kwargs: object) -> None:
-    from django.db import close_old_connections
-
-    close_old_connections()
 
 
 def _settings_changed(setting: str, **kwargs: object) -> None:

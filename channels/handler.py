@@ -276,6 +276,8 @@ class ViewConsumer:
 
     handler_class = AsgiHandler
     send_timeout = 30.0
+    #: request_started/request_finished already close stale DB connections
+    manages_db_connections = True
 
     def __init__(self) -> None:
         self.handler = self.handler_class()

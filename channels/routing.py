@@ -288,6 +288,8 @@ def accept_consumer(message: Any, **kwargs: Any) -> None:
 class LazyViewConsumer:
     """The default ``http.request`` consumer; builds :class:`~channels.handler.ViewConsumer` on first use."""
 
+    manages_db_connections = True
+
     def __init__(self) -> None:
         self._consumer: Callable[..., Any] | None = None
 

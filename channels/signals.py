@@ -4,8 +4,8 @@
 * ``consumer_finished(sender, message)`` -- after it returned or raised.
 * ``worker_ready(sender)`` -- when a worker is about to receive messages.
 
-Database connections are checked (as around a view) on start and finish;
-see :mod:`channels.apps`.
+Database connections are checked around every consumer as around a view
+(see :class:`channels.worker.ChannelsHooks`).
 """
 
 from __future__ import annotations

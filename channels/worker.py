@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
+from django.db import close_old_connections
+
 from worker import Worker as _Worker
 from worker import WorkerHooks
 
@@ -53,6 +55,11 @@ class ChannelsHooks(WorkerHooks):
     def call(self, consumer: Any, message: Message, kwargs: dict[str, Any]) -> None:
         is_connect = message.channel.name == "websocket.connect"
         reply = message.reply_channel
+        # Django's view handler tidies database connections around the request
+        # itself (request_started/finished); every other consumer gets it here.
+        tidy = not getattr(consumer, "manages_db_connections", False)
+        if tidy:
+            close_old_connections()
         consumer_started.send(sender=Worker, message=message, environ={})
         outbox.begin(watch=reply.name if (is_connect and reply is not None) else None)
         try:
@@ -77,6 +84,8 @@ class ChannelsHooks(WorkerHooks):
             if outbox.active:
                 outbox.end()
             consumer_finished.send(sender=Worker, message=message)
+            if tidy:
+                close_old_connections()
 
 
 class Worker(_Worker):
