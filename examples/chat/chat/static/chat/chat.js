@@ -83,6 +83,8 @@
     var item = document.createElement('li');
     item.className = 'message' + (msg.nick === nick ? ' mine' : '');
     item.dataset.id = String(msg.id);
+    item.dataset.nick = msg.nick;
+    item.dataset.time = String(new Date(msg.created).getTime() || 0);
 
     var meta = document.createElement('div');
     meta.className = 'meta';
@@ -112,9 +114,19 @@
       }
     }
     list.insertBefore(item, next);
+    group(item);
+    if (item.nextElementSibling) { group(item.nextElementSibling); }
     chat.lastId = Math.max(chat.lastId, msg.id);
     empty.hidden = true;
     if (stick || msg.nick === nick) { scroller.scrollTop = scroller.scrollHeight; }
+  }
+
+  function group(item) {
+    // Consecutive lines by one person within five minutes share one header.
+    var prev = item.previousElementSibling;
+    var continued = Boolean(prev) && prev.dataset.nick === item.dataset.nick &&
+      Number(item.dataset.time) - Number(prev.dataset.time) < 5 * 60 * 1000;
+    item.classList.toggle('continued', continued);
   }
 
   function showNotice(text) {
