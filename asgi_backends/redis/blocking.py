@@ -2,7 +2,7 @@
 
 One ``BLPOP`` cannot span servers, so a receive whose channels live on
 several shards sends a ``BLPOP`` to each of them on its own pooled
-connection and waits on all the sockets with ``select``. The first answer
+connection and waits on all the sockets with ``poll``. The first answer
 wins; the other pops are cancelled with ``CLIENT UNBLOCK``. A pop that
 raced the cancel and did take an entry puts it back at the head of its list
 with ``LPUSH``, so no message is lost and each is still delivered once.
@@ -94,8 +94,12 @@ def pop_many(targets: Sequence[tuple[Shard, list[str]]], timeout: float) -> list
                 raise shard.unavailable(exc) from exc
         ready = [pop for pop in pops if pop.ready()]
         if not ready:
-            readable, _, _ = select.select(pops, [], [], timeout + 1.0)
-            ready = list(readable)
+            # poll, not select: a busy server's sockets can be numbered past 1024.
+            poller = select.poll()
+            by_fd = {pop.fileno(): pop for pop in pops}
+            for fd in by_fd:
+                poller.register(fd, select.POLLIN)
+            ready = [by_fd[fd] for fd, _ in poller.poll((timeout + 1.0) * 1000)]
         if not ready:
             return None
         winner = random.choice(ready)

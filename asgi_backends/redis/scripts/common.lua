@@ -49,27 +49,30 @@ local function leave_groups(prefix, channel)
 end
 
 -- Drop the expired entries at the head of a list (entries are in expiry
--- order, so only the head needs looking at).
+-- order, so only the head needs looking at). Returns the list's length
+-- and whether anything was dropped.
 local function trim_expired(prefix, key, now)
-  while true do
+  local length = redis.call('LLEN', key)
+  local dropped = false
+  while length > 0 do
     local head = redis.call('LINDEX', key, 0)
-    if not head then
-      return
-    end
     local expires, colon = entry_expires(head)
     if expires > now then
-      return
+      break
     end
     redis.call('LPOP', key)
     leave_groups(prefix, entry_channel(head, colon))
+    length = length - 1
+    dropped = true
   end
+  return length, dropped
 end
 
--- Append an entry to list P<queue> if under capacity; true if appended.
-local function push(prefix, queue, channel, payload, now, expiry, capacity)
+-- Append an entry to list P<queue> whose current length is known; true if
+-- there was room (capacity counts unexpired entries).
+local function append(prefix, queue, length, channel, payload, now, expiry, capacity)
   local key, stats = prefix .. queue, prefix .. 'stats:' .. queue
-  trim_expired(prefix, key, now)
-  if redis.call('LLEN', key) >= capacity then
+  if length >= capacity then
     redis.call('HINCRBY', stats, 'channel_full_count', 1)
     redis.call('PEXPIRE', stats, expiry * 2)
     return false

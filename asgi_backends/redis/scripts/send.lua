@@ -5,7 +5,9 @@
 -- Returns 1 if queued, 0 if the list is at capacity.
 local prefix, queue, channel, payload = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local expiry, capacity = tonumber(ARGV[5]), tonumber(ARGV[6])
-if push(prefix, queue, channel, payload, now_ms(), expiry, capacity) then
+local now = now_ms()
+local length = trim_expired(prefix, KEYS[1], now)
+if append(prefix, queue, length, channel, payload, now, expiry, capacity) then
   redis.call('HINCRBY', KEYS[3], 'messages_count', 1)
   return 1
 end

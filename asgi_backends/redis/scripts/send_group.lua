@@ -13,15 +13,20 @@ for i = 1, #stale, 1000 do
   redis.call('HDEL', KEYS[2], unpack(stale, i, math.min(i + 999, #stale)))
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local capacities = {}
+local pairs_list = redis.call('HGETALL', KEYS[2])
+for i = 1, #pairs_list, 2 do
+  capacities[pairs_list[i]] = tonumber(pairs_list[i + 1])
+end
 local delivered, full = 0, 0
 for _, channel in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local bang = string.find(channel, '!', 1, true)
   local queue = bang and string.sub(channel, 1, bang) or channel
-  trim_expired(prefix, prefix .. queue, now)
-  -- Still a member? trim_expired may just have removed it.
-  if redis.call('ZSCORE', KEYS[1], channel) then
-    local capacity = tonumber(redis.call('HGET', KEYS[2], channel)) or default_capacity
-    if push(prefix, queue, channel, payload, now, expiry, capacity) then
+  local length, dropped = trim_expired(prefix, prefix .. queue, now)
+  -- A dropped entry may have been this member's: then it has left the group.
+  if not dropped or redis.call('ZSCORE', KEYS[1], channel) then
+    local capacity = capacities[channel] or default_capacity
+    if append(prefix, queue, length, channel, payload, now, expiry, capacity) then
       delivered = delivered + 1
     else
       full = full + 1
