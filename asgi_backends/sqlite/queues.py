@@ -21,10 +21,10 @@ _INSERT = "INSERT INTO messages (queue, channel, created, expires, data) VALUES 
 # Counting stops at the capacity, so a long queue costs no more than a full one.
 _COUNT = "SELECT count(*) FROM (SELECT 1 FROM messages WHERE queue = ? LIMIT ?)"
 _TAKE_ONE = "DELETE FROM messages WHERE id = (SELECT min(id) FROM messages WHERE queue = ?) RETURNING channel, data"
-_CLAIM = "SELECT ticket FROM waiters WHERE queue = ? LIMIT 1"
+_CLAIM = "SELECT ticket FROM waiters WHERE queue = ? ORDER BY since LIMIT 1"
 _WITHDRAW = "DELETE FROM waiters WHERE ticket = ?"
 _REGISTERED = "SELECT 1 FROM waiters WHERE ticket = ? LIMIT 1"
-_REGISTER = "INSERT OR IGNORE INTO waiters (queue, ticket) VALUES (?, ?)"
+_REGISTER = "INSERT INTO waiters (queue, since, ticket) VALUES (?, ?, ?)"
 _EXPIRE = "DELETE FROM messages WHERE expires <= ? RETURNING channel"
 
 
@@ -71,7 +71,7 @@ def purge(conn: sqlite3.Connection, now: float) -> None:
 
 
 def claim(conn: sqlite3.Connection, queue: str) -> str | None:
-    """Withdraw one ticket waiting on ``queue`` (from all its queues) and return it, or None."""
+    """Withdraw the ticket waiting longest on ``queue`` (from all its queues) and return it, or None."""
     row = conn.execute(_CLAIM, (queue,)).fetchone()
     if row is None:
         return None
@@ -155,7 +155,7 @@ def take_or_wait(
             conn.execute(_WITHDRAW, (ticket,))
         return Wait.DONE, found
     if ticket is None:
-        conn.executemany(_REGISTER, [(queue, fresh) for queue in queues])
+        conn.executemany(_REGISTER, [(queue, now, fresh) for queue in queues])
     return Wait.WAITING, None
 
 

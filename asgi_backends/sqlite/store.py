@@ -8,9 +8,11 @@ Layout of ``<path>/channels.sqlite3`` (WAL mode)::
         ``channel`` is the full name. FIFO per queue is ``ORDER BY id`` (a
         new rowid is always above every existing one).
     groups(grp, channel, expires)      one row per membership.
-    waiters(queue, ticket)             blocked receivers: the ticket (wake-up
+    waiters(queue, since, ticket)      blocked receivers: the ticket (wake-up
                                        socket and number, see :mod:`.wakeup`)
-                                       of a thread waiting on ``queue``.
+                                       of a thread waiting on ``queue`` since
+                                       ``since``; the longest waiting is woken
+                                       first, so receivers share the work.
     stats(queue, sent, full)           counters for the statistics extension;
                                        the row with queue '' keeps the global
                                        totals of flushed channels.
@@ -63,8 +65,9 @@ CREATE INDEX IF NOT EXISTS groups_by_channel ON groups (channel);
 CREATE INDEX IF NOT EXISTS groups_by_expiry ON groups (expires);
 CREATE TABLE IF NOT EXISTS waiters (
     queue TEXT NOT NULL,
+    since REAL NOT NULL,
     ticket TEXT NOT NULL,
-    PRIMARY KEY (queue, ticket)
+    PRIMARY KEY (queue, since, ticket)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS waiters_by_ticket ON waiters (ticket);
 CREATE TABLE IF NOT EXISTS stats (

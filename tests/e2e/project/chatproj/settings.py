@@ -2,7 +2,8 @@
 
 The layer is chosen by the environment the test sets: ``E2E_REDIS_URL`` for
 the Redis layer (sessions then live in Redis too, shared by every process),
-otherwise the in-memory layer for ``runserver``.
+``E2E_SQLITE_PATH`` for the same-machine SQLite layer (sessions in a file
+cache), otherwise the in-memory layer for ``runserver``.
 """
 
 import os
@@ -41,6 +42,21 @@ if REDIS_URL:
         },
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+elif os.environ.get("E2E_SQLITE_PATH"):
+    # The same-machine layer; sessions go to a file cache every process shares.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "asgi_backends.sqlite.SQLiteChannelLayer",
+            "CONFIG": {"path": os.environ["E2E_SQLITE_PATH"]},
+            "ROUTING": "chatproj.routing.channel_routing",
+        },
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": os.environ["E2E_SQLITE_PATH"] + "-cache",
+        }
+    }
 else:
     CHANNEL_LAYERS = {
         "default": {

@@ -1,0 +1,47 @@
+"""The end-to-end project on the same-machine layer: interface server and two runworkers, no Redis.
+
+The tests are the Redis stack's own (imported below), run against a
+``stack`` fixture that wires the processes through a SQLite layer directory
+instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.e2e.support import Proc, free_port, manage, project_env, wait_for_port
+from tests.e2e import test_redis_stack as redis_stack
+
+# In the order they are defined there: the last two stop the workers.
+test_django_views_over_http = redis_stack.test_django_views_over_http
+test_both_workers_share_the_requests = redis_stack.test_both_workers_share_the_requests
+test_websocket_echo = redis_stack.test_websocket_echo
+test_chat_survives_a_killed_worker = redis_stack.test_chat_survives_a_killed_worker
+test_runworker_exits_0_on_sigterm = redis_stack.test_runworker_exits_0_on_sigterm
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Yield (http port, [worker Procs]) for the e2e project on a SQLite layer directory."""
+    tmp = tmp_path_factory.mktemp("e2e-sqlite")
+    env = project_env(tmp / "db.sqlite3")
+    env["E2E_SQLITE_PATH"] = str(tmp / "layer")
+    port = free_port()
+    procs: list[Proc] = []
+    try:
+        server = Proc([sys.executable, "-m", "interface_server", "chatproj.asgi:channel_layer",
+                       "-b", "127.0.0.1", "-p", str(port)], env, tmp / "server.log")
+        procs.append(server)
+        workers = [Proc(manage("runworker", "--threads", "2"), env, tmp / f"worker{n}.log") for n in range(2)]
+        procs.extend(workers)
+        for worker in workers:
+            worker.wait_for_output("Listening on channels")
+        wait_for_port(port)
+        yield port, workers
+    finally:
+        for proc in procs:
+            proc.stop()
