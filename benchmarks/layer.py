@@ -170,6 +170,8 @@ def wakeup(kind: str, url: str, samples: int) -> list[float]:
         while probe.info("clients")["blocked_clients"] < 1:
             if time.monotonic() > deadline:
                 raise RuntimeError("receiver never blocked")
+            time.sleep(0.0005)
+        time.sleep(0.001)  # let Redis and the machine go idle, as a waiting server would be
         send({**MESSAGE, "t": now_ns()})
         latencies.append(parent.recv() / 1e6)
     process.join(10)
