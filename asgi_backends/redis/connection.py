@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
+import os
 import threading
 import weakref
 from typing import Any, Sequence
@@ -22,7 +23,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -89,6 +90,17 @@ def make_pool(host: Any, pool_size: int, connection_kwargs: dict[str, Any]) -> r
         host=host[0], port=host[1], max_connections=pool_size, timeout=options.get("socket_timeout"), **options
     )
 
+_SHARDS: weakref.WeakSet[Shard] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for shard in list(_SHARDS):
+        shard._forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Shard:
     """One Redis server of the layer.
 
@@ -108,6 +120,12 @@ class Shard:
         self.label = label
         self._local = threading.local()
         self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        _SHARDS.add(self)
+
+    def _forget_connections(self) -> None:
+        """In a forked child: never share the parent's sockets."""
+        self._local = threading.local()
+        self._connections = weakref.WeakSet()
 
     def _connection(self) -> Connection:
         try:
@@ -136,7 +154,10 @@ class Shard:
             connection.connect()
             connection.send_packed_command(packed, check_health=False)
             return connection.read_response()
+        except ResponseError:
+            raise  # an error reply: the connection is in step and reusable
         except BaseException:
+            # Interrupted mid-reply: the connection is out of step.
             connection.disconnect()
             raise
 

@@ -399,3 +399,23 @@ def test_sentinel_config_errors():
         RedisSentinelChannelLayer(sentinels=[("127.0.0.1", 1)], hosts=["redis://x"])
     with pytest.raises(TypeError, match="sentinels"):
         RedisSentinelChannelLayer(sentinels="127.0.0.1:26379")
+
+
+def test_forked_child_gets_its_own_connections(layer):
+    import multiprocessing
+
+    layer.send("rt.fork", {"n": 1})  # the parent's thread now holds a connection
+    ctx = multiprocessing.get_context("fork")
+
+    def child():
+        # A socket inherited from the parent would interleave both processes' replies.
+        if layer._shards[0]._connection()._sock is not None:
+            raise SystemExit(3)
+        layer.send("rt.fork", {"n": 2})
+
+    process = ctx.Process(target=child)
+    process.start()
+    process.join(10)
+    assert process.exitcode == 0
+    layer.send("rt.fork", {"n": 3})
+    assert [layer.receive(["rt.fork"])[1]["n"] for _ in range(3)] == [1, 2, 3]
