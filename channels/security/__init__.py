@@ -1,0 +1,1 @@
+"""Security checks for consumers (see :mod:`channels.security.websockets`)."""

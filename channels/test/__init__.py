@@ -1,0 +1,19 @@
+"""Test utilities: a test case with a fresh channel layer, clients that run consumers, ``apply_routes``.
+
+::
+
+    from channels.test import ChannelTestCase, WSClient
+
+    class ChatTests(ChannelTestCase):
+        def test_echo(self):
+            client = WSClient()
+            client.send_and_consume("websocket.connect", path="/chat/")
+            client.send_and_consume("websocket.receive", path="/chat/", text={"hi": 1})
+            self.assertEqual(client.receive(), {"hi": 1})
+"""
+
+from .base import ChannelTestCase, ChannelTestCaseMixin, Client, apply_routes
+from .http import HttpClient
+from .websocket import WSClient
+
+__all__ = ["ChannelTestCase", "ChannelTestCaseMixin", "Client", "HttpClient", "WSClient", "apply_routes"]

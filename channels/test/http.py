@@ -1,0 +1,170 @@
+"""``HttpClient``: a test client with cookies, a session and a logged-in user.
+
+It fills in what an interface server puts in a message: for
+``http.request`` the method, path, query string, headers (with the session
+cookie), body and addresses; for ``websocket.connect`` the same handshake
+keys; for the other ``websocket.*`` channels the path and the ``order``.
+"""
+
+from __future__ import annotations
+
+import copy
+from http.cookies import SimpleCookie
+from typing import Any
+
+from django.conf import settings
+from django.contrib import auth
+from django.http import HttpRequest
+
+from ..asgi import DEFAULT_CHANNEL_LAYER
+from .base import Client
+
+HANDSHAKE_CHANNELS = ("http.request", "websocket.connect")
+
+
+class HttpClient(Client):
+    """A :class:`~channels.test.Client` that carries cookies, a session and a login.
+
+    Args:
+        alias: the channel layer to use.
+        headers: extra headers for handshakes (``{"origin": "http://..."}``).
+    """
+
+    def __init__(self, alias: str = DEFAULT_CHANNEL_LAYER, headers: dict[str, str] | None = None) -> None:
+        super().__init__(alias)
+        self._session: Any = None
+        self._cookies: dict[str, str] = {}
+        self._headers: dict[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
+        self.order = 0
+
+    # -- cookies, headers, session ----------------------------------------------
+
+    def set_cookie(self, key: str, value: str) -> None:
+        """Send cookie ``key=value`` with every handshake."""
+        self._cookies[key] = value
+
+    def get_cookies(self) -> dict[str, str]:
+        """Return the cookies sent with handshakes (the session cookie included once it exists)."""
+        cookies = dict(self._cookies)
+        if self._session is not None:
+            cookies[settings.SESSION_COOKIE_NAME] = self._session.session_key
+        return cookies
+
+    def set_header(self, name: str, value: str) -> None:
+        """Send header ``name`` with every handshake."""
+        self._headers[name.lower()] = value
+
+    @property
+    def headers(self) -> list[list[bytes]]:
+        """The handshake headers as an interface server sends them: ``[[name, value], ...]`` bytes."""
+        headers = {"host": "testserver", **self._headers}
+        cookies = self.get_cookies()
+        if cookies:
+            jar = SimpleCookie()
+            for key, value in cookies.items():
+                jar[key] = value
+            headers["cookie"] = jar.output(header="", sep=";").strip()
+        return [[name.encode("latin-1"), value.encode("latin-1")] for name, value in headers.items()]
+
+    @property
+    def session(self) -> Any:
+        """This client's Django session (created and saved on first use)."""
+        if self._session is None:
+            from importlib import import_module
+
+            store = import_module(settings.SESSION_ENGINE).SessionStore()
+            store.create()
+            self._session = store
+        return self._session
+
+    def login(self, **credentials: Any) -> bool:
+        """Authenticate with ``credentials`` and log the user in; return whether it worked."""
+        user = auth.authenticate(**credentials)
+        if user is None:
+            return False
+        self.force_login(user)
+        return True
+
+    def force_login(self, user: Any, backend: str | None = None) -> None:
+        """Log ``user`` in to this client's session without checking credentials."""
+        if backend is None:
+            backend = settings.AUTHENTICATION_BACKENDS[0]
+        request = HttpRequest()
+        request.session = self.session
+        auth.login(request, user, backend)
+        self.session.save()
+
+    def logout(self) -> None:
+        """Log out and forget the session."""
+        if self._session is not None:
+            request = HttpRequest()
+            request.session = self._session
+            request.user = auth.get_user(request)
+            auth.logout(request)
+            self._session = None
+
+    # -- messages -----------------------------------------------------------
+
+    def _fill(self, to: str, content: dict | None, path: str) -> dict[str, Any]:
+        content = copy.deepcopy(content) if content else {}
+        content.setdefault("reply_channel", self.reply_channel)
+        path, _, query = path.partition("?")
+        content.setdefault("path", path)
+        if to in HANDSHAKE_CHANNELS:
+            content.setdefault("query_string", query.encode("latin-1"))
+            content.setdefault("headers", self.headers)
+            content.setdefault("root_path", "")
+            content.setdefault("client", ["127.0.0.1", 50000])
+            content.setdefault("server", ["127.0.0.1", 80])
+        if to == "http.request":
+            content.setdefault("method", "GET")
+            content.setdefault("http_version", "1.1")
+            content.setdefault("scheme", "http")
+            content.setdefault("body", b"")
+        elif to == "websocket.connect":
+            content.setdefault("scheme", "ws")
+        if to.startswith("websocket."):
+            if to == "websocket.connect":
+                self.order = 0
+            if "order" not in content:
+                content["order"] = self.order
+            self.order = content["order"] + 1
+        return content
+
+    def send(self, to: str, content: dict | None = None, path: str = "/") -> None:  # type: ignore[override]
+        """Send to ``to`` with the keys an interface server would add (``path`` may carry ``?query``)."""
+        self.channel_layer.send(to, self._fill(to, content, path))
+
+    def send_and_consume(self, channel: str, content: dict | None = None, path: str = "/",  # type: ignore[override]
+                         fail_on_none: bool = True) -> Any:
+        """:meth:`send` then :meth:`consume`."""
+        self.send(channel, content, path=path)
+        return self.consume(channel, fail_on_none=fail_on_none)
+
+    def request(self, method: str = "GET", path: str = "/", body: bytes = b"",
+                headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Send an ``http.request``, run its consumer and return the whole response.
+
+        Returns:
+            ``{"status": int, "headers": [[name, value], ...], "content": bytes}``.
+
+        Raises:
+            AssertionError: the consumer sent no complete response.
+        """
+        content: dict[str, Any] = {"method": method.upper(), "body": body}
+        if headers:
+            extra = [[k.lower().encode("latin-1"), v.encode("latin-1")] for k, v in headers.items()]
+            content["headers"] = self.headers + extra
+        self.send_and_consume("http.request", content, path=path)
+        first = self.receive()
+        if first is None or "status" not in first:
+            raise AssertionError(f"No response to {method} {path}: got {first!r}")
+        response = {"status": first["status"], "headers": first.get("headers", []), "content": first.get("content", b"")}
+        more = first.get("more_content", False)
+        while more:
+            chunk = self.receive()
+            if chunk is None:
+                raise AssertionError(f"The response to {method} {path} stopped before its last chunk")
+            response["content"] += chunk.get("content", b"")
+            more = chunk.get("more_content", False)
+        return response
