@@ -52,6 +52,16 @@ class ChannelsHooks(WorkerHooks):
     def ready(self, worker: Any) -> None:
         worker_ready.send(sender=type(worker), worker=worker)
 
+    def error(self, channel: str, content: dict, exc: BaseException, channel_layer: Any) -> None:
+        """After a consumer raised: a 500 for HTTP; a refused handshake for ``websocket.connect``."""
+        super().error(channel, content, exc, channel_layer)
+        reply_channel = content.get("reply_channel")
+        if channel == "websocket.connect" and isinstance(reply_channel, str):
+            try:
+                channel_layer.send(reply_channel, {"close": True})
+            except Exception:
+                logger.exception("Could not refuse the WebSocket handshake on %s", reply_channel)
+
     def call(self, consumer: Any, message: Message, kwargs: dict[str, Any]) -> None:
         is_connect = message.channel.name == "websocket.connect"
         reply = message.reply_channel

@@ -127,6 +127,16 @@ def test_unanswered_connect_is_accepted_and_answered_connect_is_not(layer):
     }
 
 
+def test_a_failing_connect_consumer_refuses_the_handshake(layer):
+    def broken(message):
+        message.reply_channel.send({"accept": True})
+        raise RuntimeError("broken connect")
+
+    layer.router = Router([route("websocket.connect", broken)])
+    dispatch(layer, "websocket.connect", {"reply_channel": "ws!9", "path": "/", "order": 0})
+    assert drain(layer, "ws!") == [{"close": True}]
+
+
 def test_auto_accept_can_be_turned_off(layer):
     from channels.worker import ChannelsHooks, Worker
 

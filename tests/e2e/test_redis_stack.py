@@ -105,3 +105,25 @@ def test_runworker_exits_0_on_sigterm(stack):
     survivor = workers[1]
     assert survivor.stop(signal.SIGTERM) == 0
     assert "Shutdown signal received" in survivor.output()
+
+
+def test_runserver_noworker_with_a_separate_runworker(tmp_path):
+    """Seed 003's 'Running with Channels': runserver --noworker plus runworker on Redis."""
+    redis = RedisServer().start()
+    env = project_env(tmp_path / "db.sqlite3", redis.url)
+    port = free_port()
+    server = Proc(manage("runserver", "--noworker", "--noreload", f"127.0.0.1:{port}"), env, tmp_path / "rs.log")
+    worker = Proc(manage("runworker"), env, tmp_path / "w.log")
+    try:
+        worker.wait_for_output("Listening on channels")
+        server.wait_for_output("Quit the server with")
+        assert http_get(port, "/hello/x") == (200, b"Hello world! You asked for /hello/x")
+        ws = ws_connect(port, "/echo/")
+        ws.send("via runworker")
+        assert ws.recv() == "via runworker"
+        ws.close()
+        assert "no workers (--noworker)" in server.output()
+    finally:
+        server.stop()
+        worker.stop()
+        redis.cleanup()
