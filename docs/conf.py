@@ -7,6 +7,7 @@ Build with ``sphinx-build -W -b html docs docs/_build/html`` (or
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -43,6 +44,24 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+# Some classes list their options under "Class attributes:"; render those like
+# parameters instead of letting docutils misread them.
+napoleon_custom_sections = [("Class attributes", "params_style")]
+
+_SECTION_WITH_NOTE = re.compile(r"^(\s*)(Class attributes|Args|Attributes|Returns|Raises) \(.*\):\s*$")
+
+
+def _plain_section_headers(app, what, name, obj, options, lines):
+    """Turn "Class attributes (besides X's):" into "Class attributes:" so napoleon sees a section."""
+    for index, line in enumerate(lines):
+        match = _SECTION_WITH_NOTE.match(line)
+        if match:
+            lines[index] = f"{match.group(1)}{match.group(2)}:"
+
+
+def setup(app):
+    # Runs before napoleon's own handler (priority 500), which parses the sections.
+    app.connect("autodoc-process-docstring", _plain_section_headers, priority=400)
 
 templates_path: list[str] = []
 exclude_patterns = ["_build"]
