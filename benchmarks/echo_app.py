@@ -26,7 +26,7 @@ def make_layer(backend: str, url: str, prefix: str):
     if backend == "ours":
         from asgi_backends.redis import RedisChannelLayer
 
-        return RedisChannelLayer(hosts=[url], prefix=prefix, capacity=1000, blocking_timeout=1)
+        return RedisChannelLayer(hosts=[url], prefix=prefix, capacity=1000, blocking_timeout=0.3)
     if backend == "asgi_redis":
         from asgi_redis import RedisChannelLayer
 

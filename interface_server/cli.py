@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="Largest request body accepted; larger ones get 413 (default 104857600)")
     add("--max-header-size", type=int, default=64 * 1024,
         help="Largest request head accepted; larger ones get 431 (default 65536)")
+    add("--sender-threads", type=int, default=4,
+        help="Threads sending requests and frames to the layer, so its round trips never stall the "
+             "event loop (default 4; 0 = send from the event loop)")
     add("--shutdown-timeout", type=float, default=10.0,
         help="On SIGTERM, seconds in-flight HTTP responses get to finish (default 10)")
     add("-v", "--verbosity", type=int, default=1, choices=[0, 1, 2, 3],
@@ -115,6 +118,7 @@ def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> Se
         max_body_size=args.max_body_size,
         max_header_size=args.max_header_size,
         shutdown_timeout=args.shutdown_timeout,
+        sender_threads=args.sender_threads,
     )
 
 

@@ -48,6 +48,10 @@ class ServerConfig:
             accepted (``431`` beyond it).
         websocket_receive_retry: seconds to keep retrying a ``websocket.receive``
             send that hit ``ChannelFull`` before closing with 1013.
+        sender_threads: threads that send hot-path messages to the layer, so
+            a send's network round trip never stalls the reactor (each
+            connection sticks to one thread, keeping its order); 0 sends
+            inline in the reactor thread.
         shutdown_timeout: on SIGTERM/``stop()``, seconds in-flight HTTP
             responses get to finish before their connections are closed.
         keepalive_timeout: seconds an idle keep-alive HTTP connection is kept.
@@ -74,6 +78,7 @@ class ServerConfig:
     max_body_size: int = 100 * 1024 * 1024
     max_header_size: int = 64 * 1024
     websocket_receive_retry: float = 1.0
+    sender_threads: int = 4
     shutdown_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     signal_handlers: bool = True
@@ -85,6 +90,8 @@ class ServerConfig:
             raise ValueError(f"endpoints must be a non-empty list of endpoint strings, not {self.endpoints!r}")
         object.__setattr__(self, "endpoints", tuple(self.endpoints))
         object.__setattr__(self, "ws_protocols", tuple(self.ws_protocols))
+        if not isinstance(self.sender_threads, int) or self.sender_threads < 0:
+            raise ValueError(f"sender_threads must be an integer >= 0, not {self.sender_threads!r}")
         for name in ("body_inline_limit", "max_body_size", "max_header_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

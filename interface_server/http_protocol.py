@@ -104,10 +104,8 @@ class HTTPProtocol(protocol.Protocol):
             self.reply_channel = None
 
     def _send_quietly(self, channel: str, message: dict[str, Any]) -> None:
-        try:
-            self.ctx.layer.send(channel, message)
-        except Exception as exc:
-            logger.debug("Could not send %s for %s: %s", channel, self.client, exc)
+        # After the request on the same sender thread, so the application sees them in order.
+        self.ctx.sender.send(id(self), channel, message)
 
     # -- parsing ------------------------------------------------------------
 
@@ -236,22 +234,27 @@ class HTTPProtocol(protocol.Protocol):
             self.body_channel = body_channel
         self.body_dispatched = True
         self.sent_at = ctx.now()
-        try:
-            ctx.layer.send("http.request", message)
-        except ctx.layer.ChannelFull:
-            logger.warning("http.request channel full; answering 503 to %s for %s", client, head.path)
-            self.fail(503, "Server is at capacity, try again later")
-            return False
-        except ctx.layer.MessageTooLarge:
-            self.fail(413, "Request too large for the channel layer")
-            return False
-        except Exception as exc:
-            logger.error("Could not send http.request for %s %s from %s: %s", head.method, head.path, client, exc)
-            self.fail(503, "Channel layer unavailable, try again later")
-            return False
+        reply_channel = self.reply_channel
+        ctx.sender.send(id(self), "http.request", message, lambda exc: self._dispatch_failed(reply_channel, exc))
         if ctx.verbose:
             logger.info("HTTP %s %s from %s sent on %s", head.method, head.path, client, self.reply_channel)
         return True
+
+    def _dispatch_failed(self, reply_channel: str, exc: BaseException) -> None:
+        """The ``http.request`` could not be sent: answer this client (if it is still that request's)."""
+        if self.reply_channel != reply_channel or self.state is HTTPState.CLOSED:
+            return
+        head = self.request
+        self.body_dispatched = False  # the application never saw it: no http.disconnect either
+        layer = self.ctx.layer
+        if isinstance(exc, layer.ChannelFull):
+            logger.warning("http.request channel full; answering 503 to %s for %s", self.client, head.path)
+            self.fail(503, "Server is at capacity, try again later")
+        elif isinstance(exc, layer.MessageTooLarge):
+            self.fail(413, "Request too large for the channel layer")
+        else:
+            logger.error("Could not send http.request for %s %s from %s: %s", head.method, head.path, self.client, exc)
+            self.fail(503, "Channel layer unavailable, try again later")
 
     # -- streaming the body on its channel ------------------------------------
 

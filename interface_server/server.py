@@ -29,6 +29,7 @@ from .config import ServerConfig
 from .http_parse import RequestHead
 from .http_protocol import HTTPFactory
 from .replies import ReplyReceiver, make_prefix
+from .sending import Sender
 from .ws_protocol import WebSocketProtocol, build_ws_factory
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class ServerContext:
         self.now = time.monotonic
         self.prefix = make_prefix()
         self.receiver = ReplyReceiver(layer, self.prefix, reactor)
+        self.sender = Sender(layer, reactor, config.sender_threads, config.websocket_receive_retry)
         self.access_log = AccessLogger(config.access_log) if config.access_log is not None else None
         self.verbose = config.verbosity >= 2
         self.server_name = config.server_name.encode("latin-1")
@@ -246,6 +248,8 @@ class Server:
         self._finished = True
         if self.ctx is not None:
             self.ctx.receiver.stop()
+            # Disconnect messages of the connections just closed are still queued.
+            self.ctx.sender.close()
         if self._checker is not None and self._checker.running:
             self._checker.stop()
         if self.reactor.running:

@@ -54,8 +54,6 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.reply_channel: str | None = None
         self.order = 0
         self.pending: list[dict[str, Any]] = []
-        self.outbox: list[dict[str, Any]] = []
-        self.outbox_deadline = 0.0
         self.handshake: Deferred | None = None
         self.subprotocol: str | None = None
         self.connect_deadline = 0.0
@@ -90,15 +88,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
             "server": self.server,
             "order": 0,
         }
-        try:
-            ctx.layer.send("websocket.connect", message)
-        except Exception as exc:
-            full = isinstance(exc, ctx.layer.ChannelFull)
-            if not full:
-                logger.error("Could not send websocket.connect for %s from %s: %s", head.path, client, exc)
-            ctx.receiver.forget(self.reply_channel)
-            self.reply_channel = None
-            raise ConnectionDeny(503, "Server is at capacity" if full else "Channel layer unavailable") from None
+        ctx.sender.send(id(self), "websocket.connect", message, self._connect_failed)
         if ctx.access_log is not None:
             ctx.access_log.websocket("WSCONNECTING", client, head.path)
         if ctx.verbose:
@@ -106,6 +96,17 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.connect_deadline = ctx.now() + ctx.config.websocket_connect_timeout
         self.handshake = Deferred()
         return self.handshake
+
+    def _connect_failed(self, exc: BaseException) -> None:
+        """``websocket.connect`` could not be sent: refuse the handshake with 503."""
+        if self.ws_state is not WSState.CONNECTING or self.handshake is None:
+            return
+        full = isinstance(exc, self.ctx.layer.ChannelFull)
+        if not full:
+            logger.error("Could not send websocket.connect for %s from %s: %s", self.head.path, self.client, exc)
+        self.ctx.receiver.forget(self.reply_channel)
+        self.reply_channel = None  # the application never heard of it: no disconnect either
+        self._deny(503, "Server is at capacity" if full else "Channel layer unavailable")
 
     def _deny(self, code: int, reason: str) -> None:
         handshake, self.handshake = self.handshake, None
@@ -187,43 +188,18 @@ class WebSocketProtocol(WebSocketServerProtocol):
             message["bytes"] = payload
         else:
             message["text"] = payload.decode("utf-8")  # Autobahn has validated it (1007 otherwise)
-        if self.outbox:
-            self.outbox.append(message)
-            return
-        try:
-            self.ctx.layer.send("websocket.receive", message)
-        except self.ctx.layer.ChannelFull:
-            self.outbox.append(message)
-            self.outbox_deadline = self.ctx.now() + self.ctx.config.websocket_receive_retry
-            self.transport.pauseProducing()
-            self.ctx.reactor.callLater(0.01, self._retry_outbox, 0.01)
-        except Exception as exc:
-            logger.error("Could not send websocket.receive for %s from %s: %s", self.head.path, self.client, exc)
-            self.close_with(CLOSE_INTERNAL_ERROR)
+        # Retried briefly on ChannelFull by the sender thread, which keeps the order.
+        self.ctx.sender.send(id(self), "websocket.receive", message, self._receive_failed, retry_full=True)
 
-    def _retry_outbox(self, delay: float) -> None:
+    def _receive_failed(self, exc: BaseException) -> None:
         if self.ws_state is WSState.CLOSED:
             return
-        layer = self.ctx.layer
-        while self.outbox:
-            try:
-                layer.send("websocket.receive", self.outbox[0])
-            except layer.ChannelFull:
-                if self.ctx.now() > self.outbox_deadline:
-                    logger.warning("websocket.receive full for %s; closing %s with 1013", self.head.path, self.client)
-                    self.outbox.clear()
-                    self.close_with(CLOSE_TRY_AGAIN_LATER)
-                    self.transport.resumeProducing()
-                    return
-                self.ctx.reactor.callLater(delay, self._retry_outbox, min(delay * 2, 0.2))
-                return
-            except Exception as exc:
-                logger.error("Could not send websocket.receive for %s from %s: %s", self.head.path, self.client, exc)
-                self.outbox.clear()
-                self.close_with(CLOSE_INTERNAL_ERROR)
-                return
-            del self.outbox[0]
-        self.transport.resumeProducing()
+        if isinstance(exc, self.ctx.layer.ChannelFull):
+            logger.warning("websocket.receive full for %s; closing %s with 1013", self.head.path, self.client)
+            self.close_with(CLOSE_TRY_AGAIN_LATER)
+        else:
+            logger.error("Could not send websocket.receive for %s from %s: %s", self.head.path, self.client, exc)
+            self.close_with(CLOSE_INTERNAL_ERROR)
 
     # -- closing ------------------------------------------------------------------------
 
@@ -237,16 +213,13 @@ class WebSocketProtocol(WebSocketServerProtocol):
             return
         ctx.receiver.forget(self.reply_channel)
         self.order += 1
-        try:
-            ctx.layer.send("websocket.disconnect", {
-                "reply_channel": self.reply_channel,
-                # When the server closed, the application wants its own code, not the client's echo.
-                "code": self.close_code or code or 1006,
-                "path": self.head.path,
-                "order": self.order,
-            })
-        except Exception as exc:
-            logger.warning("Could not send websocket.disconnect for %s from %s: %s", self.head.path, self.client, exc)
+        ctx.sender.send(id(self), "websocket.disconnect", {
+            "reply_channel": self.reply_channel,
+            # When the server closed, the application wants its own code, not the client's echo.
+            "code": self.close_code or code or 1006,
+            "path": self.head.path,
+            "order": self.order,
+        })
         if ctx.access_log is not None and previous is not WSState.CONNECTING:
             ctx.access_log.websocket("WSDISCONNECT", self.client, self.head.path)
         if ctx.verbose:
