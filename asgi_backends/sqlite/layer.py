@@ -190,7 +190,9 @@ class SQLiteChannelLayer(BaseChannelLayer):
         queue = non_local_name(channel)
         capacity = self.get_capacity(channel)
         expiry = self.expiry
-        accepted, delivery = self._store.write(lambda conn: q.put(conn, queue, channel, data, capacity, time.time(), expiry))
+        accepted, delivery = self._store.write(
+            lambda conn: q.put(conn, queue, channel, data, capacity, time.time(), expiry)
+        )
         if delivery is not None:
             self._transport.deliver(delivery)
         if not accepted:
@@ -296,7 +298,9 @@ class SQLiteChannelLayer(BaseChannelLayer):
         """Remove ``channel`` from ``group``; no error if it is not a member."""
         self.valid_group_name(group)
         self.valid_channel_name(channel)
-        self._store.write(lambda conn: conn.execute("DELETE FROM groups WHERE grp = ? AND channel = ?", (group, channel)))
+        self._store.write(
+            lambda conn: conn.execute("DELETE FROM groups WHERE grp = ? AND channel = ?", (group, channel))
+        )
 
     def group_channels(self, group: str) -> list[str]:
         """Return the channels currently in ``group``."""

@@ -55,7 +55,8 @@ def _take_sql(count: int) -> str:
     # The first message of the first non-empty queue in the order given (the
     # caller shuffles them so no channel starves); one index seek per queue.
     heads = " UNION ALL ".join(
-        f"SELECT {position} AS position, (SELECT min(id) FROM messages WHERE queue = ?) AS id" for position in range(count)
+        f"SELECT {position} AS position, (SELECT min(id) FROM messages WHERE queue = ?) AS id"
+        for position in range(count)
     )
     return (
         f"DELETE FROM messages WHERE id = (SELECT id FROM ({heads}) WHERE id IS NOT NULL ORDER BY position LIMIT 1) "
@@ -122,7 +123,9 @@ def redeliver(conn: sqlite3.Connection, failed: Delivery, now: float, expiry: fl
     return None if ticket is None else failed._replace(ticket=ticket, handed=False)
 
 
-def requeue(conn: sqlite3.Connection, channel: str, queue: str, data: bytes, now: float, expiry: float) -> Delivery | None:
+def requeue(
+    conn: sqlite3.Connection, channel: str, queue: str, data: bytes, now: float, expiry: float
+) -> Delivery | None:
     """Store a hand-off its receiver gave up on, and pick a waiter to wake for it."""
     insert(conn, queue, channel, data, now, expiry)
     ticket = claim(conn, queue)
