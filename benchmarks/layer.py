@@ -13,8 +13,9 @@ One process, ~1 KB msgpack messages, a ``redis-server`` started for the run
   ``receive(block=True)``; the parent waits until it is blocked, stamps a
   message with CLOCK_MONOTONIC (one clock for all processes) and sends it;
   p50/p99 of arrival minus stamp. Raw ``BLPOP``/``LPUSH`` is measured alike.
-* for reference, asgi_redis 1.4.3's send+receive, run by the Python of
-  ``--channels1-venv`` in a child process against the same server.
+* for reference, asgi_redis 1.4.3's send+receive and send_group (one
+  ``send`` per member there), run by the Python of ``--channels1-venv`` in
+  a child process against the same server.
 
 Other layers can be added as extra columns: put a factory taking the Redis
 URL into :data:`LAYERS`. Usage::
@@ -108,25 +109,45 @@ def layer_send_group(factory: Callable[[str], Any], url: str, seconds: float) ->
     return calls / elapsed
 
 
-def asgi_redis_pairs(python: str, url: str, seconds: float) -> float | None:
-    """asgi_redis 1.4.3's send+receive, under the historical stack's Python."""
-    script = f"""
+_ASGI_REDIS_SCRIPT = """
 import sys, time, types
 import pkg_resources
 pkg_resources.require = lambda *names: [types.SimpleNamespace(version="1.4.3")]
 from asgi_redis import RedisChannelLayer
-layer = RedisChannelLayer(hosts=[{url!r}], prefix="bench1:", capacity=1000)
-message = {MESSAGE!r}
-pairs, start = 0, time.perf_counter()
-while time.perf_counter() - start < {seconds}:
-    for _ in range(100):
-        layer.send("bench.pairs", message)
-        layer.receive(["bench.pairs"], block=True)
-    pairs += 100
-print(pairs / (time.perf_counter() - start))
+mode, url, seconds, size = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+layer = RedisChannelLayer(hosts=[url], prefix="bench1:", capacity=1000)
+message = MESSAGE
+if mode == "pairs":
+    pairs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(100):
+            layer.send("bench.pairs", message)
+            layer.receive(["bench.pairs"], block=True)
+        pairs += 100
+    print(pairs / (time.perf_counter() - start))
+else:
+    for i in range(size):
+        layer.group_add("bench-group", "bench.member%d" % i)
+    calls, elapsed = 0, 0.0
+    while elapsed < seconds:
+        start = time.perf_counter()
+        layer.send_group("bench-group", message)
+        elapsed += time.perf_counter() - start
+        calls += 1
+        layer.flush()
+        for i in range(size):
+            layer.group_add("bench-group", "bench.member%d" % i)
+    print(calls / elapsed)
 layer.flush()
 """
-    proc = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=60)
+
+
+def asgi_redis(python: str, mode: str, url: str, seconds: float) -> float | None:
+    """asgi_redis 1.4.3's send+receive pairs/s or send_group calls/s, under the historical stack's Python."""
+    script = _ASGI_REDIS_SCRIPT.replace("MESSAGE", repr(MESSAGE))
+    proc = subprocess.run(
+        [python, "-c", script, mode, url, str(seconds), str(GROUP_SIZE)], capture_output=True, text=True, timeout=120
+    )
     if proc.returncode != 0:
         print(f"asgi_redis run failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return None
@@ -210,9 +231,15 @@ def main() -> None:
             for name, factory in LAYERS.items():
                 record("send+receive pairs/s", name, layer_pairs(factory, server.url, args.seconds))
             if has_old:
-                record("send+receive pairs/s", "asgi_redis 1.4.3", asgi_redis_pairs(old_python, server.url, args.seconds))
+                record("send+receive pairs/s", "asgi_redis 1.4.3", asgi_redis(old_python, "pairs", server.url, args.seconds))
             for name, factory in LAYERS.items():
                 record(f"send_group to {GROUP_SIZE} calls/s", name, layer_send_group(factory, server.url, args.seconds))
+            if has_old:
+                record(
+                    f"send_group to {GROUP_SIZE} calls/s",
+                    "asgi_redis 1.4.3",
+                    asgi_redis(old_python, "group", server.url, args.seconds),
+                )
             for kind in ["raw", *LAYERS]:
                 latencies = wakeup(kind, server.url, args.samples)
                 column = "raw redis-py" if kind == "raw" else kind

@@ -419,3 +419,24 @@ def test_forked_child_gets_its_own_connections(layer):
     assert process.exitcode == 0
     layer.send("rt.fork", {"n": 3})
     assert [layer.receive(["rt.fork"])[1]["n"] for _ in range(3)] == [1, 2, 3]
+
+
+def test_abandoned_member_with_backlog_leaves_group(redis_server):
+    # The head of a list is examined when its length is a power of two (or it
+    # is full): a member with an unread, expired backlog is noticed before the
+    # backlog doubles.
+    layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", expiry=1)
+    layer.group_add("rt-group", "rt.live")
+    layer.group_add("rt-group", "rt.dead!x")
+    for n in range(3):
+        layer.send_group("rt-group", {"n": n})
+    drain_live = lambda: [m for _ in range(5) for c, m in [layer.receive(["rt.live"])] if c]  # noqa: E731
+    assert len(drain_live()) == 3
+    time.sleep(1.3)
+    layer.send_group("rt-group", {"n": 3})  # backlog 3: not examined
+    layer.send_group("rt-group", {"n": 4})  # backlog 4: examined, expired entries found
+    assert layer.group_channels("rt-group") == ["rt.live"]
+    layer.send_group("rt-group", {"n": 5})
+    assert [m["n"] for m in drain_live()] == [3, 4, 5]
+    assert layer.channel_statistics("rt.dead!")["messages_pending"] == 1  # only n=3 is still fresh
+    layer.flush()

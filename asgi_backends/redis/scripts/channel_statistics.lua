@@ -2,7 +2,7 @@
 -- KEYS[1] the list P<queue>   KEYS[2] Pstats:<queue>   ARGV[1] prefix
 -- Returns {pending, messages_count, channel_full_count, now ms, head expiry ms or 0}.
 local now = now_ms()
-trim_expired(ARGV[1], KEYS[1], now)
+trim_expired(ARGV[1], KEYS[1], now, 0)
 local head = redis.call('LINDEX', KEYS[1], 0)
 local head_expires = 0
 if head then

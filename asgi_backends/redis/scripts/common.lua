@@ -51,8 +51,18 @@ end
 -- Drop the expired entries at the head of a list (entries are in expiry
 -- order, so only the head needs looking at). Returns the list's length
 -- and whether anything was dropped.
-local function trim_expired(prefix, key, now)
+--
+-- Reading the head costs more than the rest of a push, so a list shorter
+-- than <capacity> is looked at only when its length is a power of two: a
+-- reader that keeps up leaves nothing behind (no look at all), and an
+-- abandoned list is still looked at before its backlog doubles. A full list
+-- is always looked at, so expired entries never hold capacity. Pass 0 to
+-- always look.
+local function trim_expired(prefix, key, now, capacity)
   local length = redis.call('LLEN', key)
+  if length == 0 or (length < capacity and bit.band(length, length - 1) ~= 0) then
+    return length, false
+  end
   local dropped = false
   while length > 0 do
     local head = redis.call('LINDEX', key, 0)
@@ -69,17 +79,17 @@ local function trim_expired(prefix, key, now)
 end
 
 -- Append an entry to list P<queue> whose current length is known; true if
--- there was room (capacity counts unexpired entries).
-local function append(prefix, queue, length, channel, payload, now, expiry, capacity)
+-- there was room. <ttl> is twice <expiry>, as a string (converted once).
+local function append(prefix, queue, length, channel, payload, now, expiry, ttl, capacity)
   local key, stats = prefix .. queue, prefix .. 'stats:' .. queue
   if length >= capacity then
     redis.call('HINCRBY', stats, 'channel_full_count', 1)
-    redis.call('PEXPIRE', stats, expiry * 2)
+    redis.call('PEXPIRE', stats, ttl)
     return false
   end
   redis.call('RPUSH', key, (now + expiry) .. ':' .. channel .. ':' .. payload)
-  redis.call('PEXPIRE', key, expiry * 2)
+  redis.call('PEXPIRE', key, ttl)
   redis.call('HINCRBY', stats, 'messages_count', 1)
-  redis.call('PEXPIRE', stats, expiry * 2)
+  redis.call('PEXPIRE', stats, ttl)
   return true
 end

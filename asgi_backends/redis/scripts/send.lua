@@ -6,8 +6,8 @@
 local prefix, queue, channel, payload = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local expiry, capacity = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
-local length = trim_expired(prefix, KEYS[1], now)
-if append(prefix, queue, length, channel, payload, now, expiry, capacity) then
+local length = trim_expired(prefix, KEYS[1], now, capacity)
+if append(prefix, queue, length, channel, payload, now, expiry, tostring(expiry * 2), capacity) then
   redis.call('HINCRBY', KEYS[3], 'messages_count', 1)
   return 1
 end

@@ -18,15 +18,16 @@ local pairs_list = redis.call('HGETALL', KEYS[2])
 for i = 1, #pairs_list, 2 do
   capacities[pairs_list[i]] = tonumber(pairs_list[i + 1])
 end
+local ttl = tostring(expiry * 2)
 local delivered, full = 0, 0
 for _, channel in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local bang = string.find(channel, '!', 1, true)
   local queue = bang and string.sub(channel, 1, bang) or channel
-  local length, dropped = trim_expired(prefix, prefix .. queue, now)
+  local capacity = capacities[channel] or default_capacity
+  local length, dropped = trim_expired(prefix, prefix .. queue, now, capacity)
   -- A dropped entry may have been this member's: then it has left the group.
   if not dropped or redis.call('ZSCORE', KEYS[1], channel) then
-    local capacity = capacities[channel] or default_capacity
-    if append(prefix, queue, length, channel, payload, now, expiry, capacity) then
+    if append(prefix, queue, length, channel, payload, now, expiry, ttl, capacity) then
       delivered = delivered + 1
     else
       full = full + 1
