@@ -38,6 +38,7 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 PAYLOAD = {"type": "bench", "body": b"x" * 900, "path": "/bench/", "headers": [[b"host", b"localhost"]]}
 
 
