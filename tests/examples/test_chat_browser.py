@@ -18,22 +18,32 @@ SCREENSHOT = "/tmp/chat-example.png"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    chat = ChatServer(tmp_path_factory.mktemp("chat"))
-    chat.migrate()
-    chat.start()
-    yield chat
-    chat.stop(workers=True)
+def chat_servers(tmp_path_factory):
+    """Start chat servers on demand, one per layer, shared by the module's tests."""
+    started: dict[str, ChatServer] = {}
+
+    def get(layer: str) -> ChatServer:
+        if layer not in started:
+            chat = ChatServer(tmp_path_factory.mktemp(f"chat-{layer}"), layer=layer)
+            chat.migrate()
+            started[layer] = chat.start()
+        return started[layer]
+
+    yield get
+    for chat in started.values():
+        chat.stop(workers=True)
 
 
-@pytest.fixture(scope="module", params=["inmemory", "sqlite"])
-def any_server(request, tmp_path_factory):
+@pytest.fixture
+def server(chat_servers):
+    """runserver alone, on the in-memory layer."""
+    return chat_servers("inmemory")
+
+
+@pytest.fixture(params=["inmemory", "sqlite"])
+def any_server(request, chat_servers):
     """runserver alone on the in-memory layer, or runserver --noworker + two runworkers on the same-machine layer."""
-    chat = ChatServer(tmp_path_factory.mktemp(f"chat-{request.param}"), layer=request.param)
-    chat.migrate()
-    chat.start()
-    yield chat
-    chat.stop(workers=True)
+    return chat_servers(request.param)
 
 
 @pytest.fixture(scope="module")
