@@ -6,6 +6,7 @@ its environment differ.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -50,6 +51,7 @@ def migrated_database(target: Path) -> None:
     global _template_db
     if _template_db is None:
         template = Path(tempfile.mkdtemp(prefix="live-template-")) / "db.sqlite3"
+        atexit.register(shutil.rmtree, template.parent, True)
         env = live_env(template.parent)
         run_manage(env, "migrate", "-v", "0")
         _template_db = template

@@ -1,0 +1,92 @@
+"""The delay server in-process: request validation, storing, sending due rows, full channels."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from channels import channel_layers
+from channels.delay.models import DelayedMessage, InvalidDelayedMessage
+from channels.delay.worker import DelayWorker
+from channels.test import ChannelTestCase
+
+
+def layer():
+    return channel_layers["default"]
+
+
+class RequestTests(ChannelTestCase):
+    def test_bad_requests_are_refused_with_the_reason(self):
+        cases = [
+            ("not a dict", "must be a dict"),
+            ({"channel": "x", "content": {}}, "lacks ['delay']"),
+            ({"channel": 5, "content": {}, "delay": 1}, "'channel' must be a channel name"),
+            ({"channel": "bad name!!", "content": {}, "delay": 1}, "is not a valid channel name"),
+            ({"channel": "x", "content": [1], "delay": 1}, "'content' must be a dict"),
+            ({"channel": "x", "content": {}, "delay": "soon"}, "'delay' must be a number"),
+            ({"channel": "x", "content": {}, "delay": True}, "'delay' must be a number"),
+            ({"channel": "x", "content": {}, "delay": float("nan")}, "'delay' must be a number"),
+            ({"channel": "x", "content": {}, "delay": -1}, "between 0 and"),
+        ]
+        for request, reason in cases:
+            with pytest.raises(InvalidDelayedMessage, match=reason.replace("[", r"\[").replace("]", r"\]")):
+                DelayedMessage.from_request(request, layer())
+
+    def test_due_date_and_content_round_trip(self):
+        now = timezone.now()
+        row = DelayedMessage.from_request({"channel": "out", "content": {"b": b"\x00\xff", "s": "x"}, "delay": 1500},
+                                          layer(), now=now)
+        assert row.due_date == now + datetime.timedelta(milliseconds=1500)
+        row.save()
+        assert DelayedMessage.objects.get(pk=row.pk).message() == {"b": b"\x00\xff", "s": "x"}
+
+
+class SendingTests(ChannelTestCase):
+    def setUp(self):
+        self.worker = DelayWorker(layer(), signal_handlers=False, full_retries=2)
+
+    def test_store_logs_and_drops_bad_messages(self):
+        with self.assertLogs("channels.delay.worker", "ERROR") as logs:
+            assert self.worker.store({"channel": "x"}) is None
+        assert "Dropping a bad asgi.delay message" in logs.output[0]
+        assert not DelayedMessage.objects.exists()
+
+    def test_only_due_messages_are_sent_in_due_order(self):
+        self.worker.store({"channel": "out", "content": {"n": "later"}, "delay": 60_000})
+        second = self.worker.store({"channel": "out", "content": {"n": 2}, "delay": 0})
+        first = self.worker.store({"channel": "out", "content": {"n": 1}, "delay": 0})
+        first.due_date = second.due_date - datetime.timedelta(milliseconds=1)
+        first.save()
+        assert self.worker.send_due() == 2
+        got = [layer().receive(["out"])[1]["n"] for _ in range(2)]
+        assert got == [1, 2]
+        assert layer().receive(["out"]) == (None, None)
+        assert DelayedMessage.objects.count() == 1
+        assert DelayedMessage.objects.next_due_date() > timezone.now() + datetime.timedelta(seconds=50)
+
+    def test_a_row_sent_elsewhere_is_not_sent_again(self):
+        row = self.worker.store({"channel": "out", "content": {}, "delay": 0})
+        DelayedMessage.objects.filter(pk=row.pk).delete()  # as another delay server would
+        assert self.worker.send_one(row) == 0
+        assert layer().receive(["out"]) == (None, None)
+
+    def test_a_full_channel_is_retried_then_dropped(self):
+        full = layer()
+        for n in range(full.get_capacity("out") if hasattr(full, "get_capacity") else 100):
+            try:
+                full.send("out", {"filler": n})
+            except full.ChannelFull:
+                break
+        row = self.worker.store({"channel": "out", "content": {"x": 1}, "delay": 0})
+        with self.assertLogs("channels.delay.worker", "WARNING"):
+            assert self.worker.send_one(row) == 0
+        row.refresh_from_db()
+        assert row.attempts == 1 and row.due_date > timezone.now()
+        row.attempts = 2
+        row.save()
+        with self.assertLogs("channels.delay.worker", "ERROR") as logs:
+            self.worker.send_one(row)
+        assert "stayed full after 2 retries" in logs.output[0]
+        assert not DelayedMessage.objects.exists()
