@@ -73,18 +73,30 @@ class _Transport:
         return waiter
 
     def deliver(self, delivery: q.Delivery | None) -> None:
-        """Send the datagram a committed transaction promised; on failure store the message and wake another."""
+        """Send the datagram a committed transaction promised.
+
+        If the waiter is dead, its message (for a hand-off) goes into the
+        database and another waiter is woken. If its socket refuses the
+        hand-off (too large for this system, or a full queue), the message
+        goes into the database and the same waiter gets a poke instead.
+        """
         while delivery is not None:
             if delivery.handed:
                 datagram = make_datagram(delivery.ticket, delivery.channel, delivery.data)
             else:
                 datagram = make_datagram(delivery.ticket)
             outcome = self.poker.send(delivery.ticket, datagram)
-            if outcome or (outcome is None and not delivery.handed):
-                # Sent; or a poke the waiter's full socket would refuse: it
-                # has wake-ups pending already.
+            if outcome:
                 return
             failed = delivery
+            if outcome is None:
+                if failed.handed:
+                    self.write(lambda conn: q.insert(conn, failed.queue, failed.channel, failed.data,
+                                                     time.time(), self.expiry))
+                    self.poker.send(failed.ticket, make_datagram(failed.ticket))
+                # A refused poke: the waiter has datagrams queued, so it is
+                # awake already (or re-checks within HANDOFF_GRACE).
+                return
             delivery = self.write(lambda conn: q.redeliver(conn, failed, time.time(), self.expiry))
 
     def requeue(self, datagram: Datagram) -> None:

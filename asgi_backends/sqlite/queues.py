@@ -116,7 +116,7 @@ def put(
 
 
 def redeliver(conn: sqlite3.Connection, failed: Delivery, now: float, expiry: float) -> Delivery | None:
-    """The datagram for ``failed`` could not be sent: store its message if it was a hand-off, wake another waiter."""
+    """``failed``'s waiter is dead: store its message if it was a hand-off, and pick another waiter to wake."""
     if failed.handed:
         insert(conn, failed.queue, failed.channel, failed.data, now, expiry)
     ticket = claim(conn, failed.queue)

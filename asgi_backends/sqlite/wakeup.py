@@ -34,6 +34,7 @@ import os
 import secrets
 import select
 import socket
+import sys
 import tempfile
 from typing import NamedTuple
 
@@ -43,7 +44,9 @@ logger = logging.getLogger(__name__)
 _MAX_SOCKET_PATH = 100
 _SOCKET_NAME_LENGTH = len("w-") + 16 * 2 + len(".sock")
 
-HANDOFF_LIMIT = 60 * 1024
+# Linux takes datagrams up to the socket buffer size (~200 KB by default);
+# macOS and the BSDs cap local datagrams at about 2 KB unless tuned.
+HANDOFF_LIMIT = 60 * 1024 if sys.platform.startswith("linux") else 1800
 """Largest encoded message handed over in a datagram; larger ones go through the database."""
 
 

@@ -225,6 +225,34 @@ def test_late_hand_off_goes_back_to_the_channel(directory, layer):
     assert layer.receive(["late"]) == ("late", {"n": 1})
 
 
+def test_refused_hand_off_is_stored_instead(directory, layer):
+    import socket
+
+    from asgi_backends.sqlite import queues
+
+    transport = layer._transport
+    waiter = transport.waiter()
+    _, ticket = waiter.new_ticket()
+    transport.write(lambda conn: queues.take_or_wait(conn, ["full"], time.time(), None, ticket))
+    # Fill the waiter's socket until it refuses more, as a stuck receiver's would.
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    filler.setblocking(False)
+    try:
+        for _ in range(100000):
+            try:
+                filler.sendto(b"0\n", waiter.path)
+            except BlockingIOError:
+                break
+        else:
+            pytest.fail("the waiter's socket never filled up")
+    finally:
+        filler.close()
+    layer.send("full", {"n": 3})
+    assert layer.receive(["full"]) == ("full", {"n": 3})
+    while waiter.read() is not None:
+        pass
+
+
 def test_close_puts_unclaimed_hand_offs_back(directory):
     from asgi_backends.sqlite import queues
 
