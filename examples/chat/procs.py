@@ -193,6 +193,20 @@ def ensure_installed() -> None:
     os.execv(python, [python, *sys.argv])
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Return a one-line explanation if ``host:port`` cannot be listened on, else ``None``."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        return (f"Cannot listen on {host}:{port} ({error.strerror or error}); "
+                f"is something else using it? Pick another port with --port {port + 1}.")
+    return None
+
+
 def migrate(env: dict[str, str]) -> None:
     """Create or update the example's database, saying so."""
     print("Preparing the database (manage.py migrate) ...", flush=True)

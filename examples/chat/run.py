@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from procs import ProcessGroup, ensure_installed, migrate  # noqa: E402
+from procs import ProcessGroup, ensure_installed, migrate, port_problem  # noqa: E402
 
 LAYERS = {
     "inmemory": "in-memory (inside runserver: one process)",
@@ -33,7 +33,8 @@ LAYERS = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the chat example.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; for other hosts also set "
+                             "CHAT_ALLOWED_HOSTS=name1,name2)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     parser.add_argument("--layer", choices=sorted(LAYERS), default="inmemory",
                         help="channel layer (default inmemory)")
@@ -42,6 +43,10 @@ def main() -> int:
     parser.add_argument("--noreload", action="store_true", help="do not restart on code changes")
     args = parser.parse_args()
 
+    problem = port_problem(args.host, args.port)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     ensure_installed()
     env = dict(os.environ, CHAT_LAYER=args.layer, PYTHONUNBUFFERED="1")
     layer_path = Path(env.setdefault("CHAT_LAYER_PATH", str(HERE / ".channel-layer")))

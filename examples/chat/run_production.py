@@ -19,7 +19,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from procs import ProcessGroup, command_argv, ensure_installed, migrate, read_env_file, read_procfile  # noqa: E402
+from procs import (  # noqa: E402
+    ProcessGroup,
+    command_argv,
+    ensure_installed,
+    migrate,
+    port_problem,
+    read_env_file,
+    read_procfile,
+)
 
 
 def redis_problem(url: str) -> str | None:
@@ -39,6 +47,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="runworker processes (default 2)")
     args = parser.parse_args()
 
+    problem = port_problem("127.0.0.1", args.port)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     ensure_installed()
     env = {**read_env_file(HERE / ".env"), **os.environ}  # the real environment wins
     env.update(PORT=str(args.port), PYTHONUNBUFFERED="1", PYTHONPATH=str(HERE))

@@ -170,6 +170,7 @@
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
       chat.received.push(frame);
+      if (chat.received.length > 200) { chat.received.shift(); }  // a debugging aid, kept short
       if (frame.type === 'message') { render(frame); }
       else if (frame.type === 'error') { showNotice(frame.error); }
     };
