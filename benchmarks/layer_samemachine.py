@@ -11,6 +11,9 @@ Measures, for each layer, with every measurement in fresh processes:
 * idle CPU: CPU seconds a receiver blocked on an empty channel uses over
   ``--idle`` seconds of wall time.
 
+The SQLite layer runs twice: with its directory under the system temporary
+directory (a disk-backed file system here) and under ``/dev/shm`` (tmpfs).
+
 asgi_ipc has no blocking receive (``block=True`` returns at once), so it is
 run two ways: "spin" (receive in a tight loop: its best throughput, a core
 burnt per waiting process) and "worker" (the Channels 1.1.8 worker loop:
@@ -150,6 +153,9 @@ def layers(args, directory: str, redis_url: str | None) -> dict[str, tuple[str, 
     ours = {"kind": "ours", "class": "asgi_backends.sqlite.SQLiteChannelLayer", "mode": "block",
             "kwargs": {"path": directory, "capacity": 1000}}
     found = {"sqlite": (sys.executable, ours)}
+    if os.path.isdir("/dev/shm"):  # the same layer with its directory on tmpfs
+        in_memory = {**ours, "kwargs": {**ours["kwargs"], "path": os.path.join("/dev/shm", os.path.basename(directory))}}
+        found["sqlite-/dev/shm"] = (sys.executable, in_memory)
     if os.path.exists(args.ipc_python):
         prefix = f"bench{os.getpid()}"
         for mode in ("spin", "worker"):
@@ -205,20 +211,22 @@ def main() -> None:
                 p99[name].append(percentile(latencies, 0.99) * 1000)
             print(f"run {run + 1}: " + ", ".join(f"{n} {rtps[n][-1]:.0f} rt/s" for n in candidates), flush=True)
         print(f"\nmedians of {args.runs} runs, 2 processes, ~1 KB messages")
-        print(f"{'layer':<18}{'round trips/s':>14}{'wake p50 ms':>13}{'wake p99 ms':>13}{'idle CPU s':>12}")
+        print(f"{'layer':<20}{'round trips/s':>14}{'wake p50 ms':>13}{'wake p99 ms':>13}{'idle CPU s':>12}")
         for name, (python, spec) in candidates.items():
             idle = measure(python, "idle", spec, args.idle)
-            print(f"{name:<18}{statistics.median(rtps[name]):>14.0f}{statistics.median(p50[name]):>13.3f}"
+            print(f"{name:<20}{statistics.median(rtps[name]):>14.0f}{statistics.median(p50[name]):>13.3f}"
                   f"{statistics.median(p99[name]):>13.3f}{idle['cpu_s']:>12.4f}  (over {idle['wall_s']:.1f}s)")
-        for base in ("asgi_ipc-spin", "asgi_ipc-worker"):
-            if base in rtps:
-                ratios = [ours / theirs for ours, theirs in zip(rtps["sqlite"], rtps[base])]
-                print(f"sqlite / {base} round trips: median ratio {statistics.median(ratios):.2f}x "
-                      f"(per run: {', '.join(f'{r:.2f}' for r in ratios)})")
+        for mine in ("sqlite", "sqlite-/dev/shm"):
+            for base in ("asgi_ipc-spin", "asgi_ipc-worker", "redis"):
+                if mine in rtps and base in rtps:
+                    ratios = [ours / theirs for ours, theirs in zip(rtps[mine], rtps[base])]
+                    print(f"{mine} / {base} round trips: median ratio {statistics.median(ratios):.2f}x "
+                          f"(per run: {', '.join(f'{r:.2f}' for r in ratios)})")
     finally:
         if redis is not None:
             redis.cleanup()
         shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(os.path.join("/dev/shm", os.path.basename(directory)), ignore_errors=True)
         if os.path.exists(args.ipc_python):
             cleanup_ipc(args.ipc_python, f"bench{os.getpid()}")
 
