@@ -31,6 +31,9 @@ class Channel:
 
     __slots__ = ("name", "channel_layer")
 
+    #: the layer method that sends to this target (used when held sends are flushed)
+    layer_method = "send"
+
     def __init__(self, name: str, alias: str = DEFAULT_CHANNEL_LAYER, channel_layer: Any = None) -> None:
         self.name = _name(name, "Channel")
         self.channel_layer = channel_layer if channel_layer is not None else channel_layers[alias]
@@ -77,6 +80,8 @@ class Group:
     """
 
     __slots__ = ("name", "channel_layer")
+
+    layer_method = "send_group"
 
     def __init__(self, name: str, alias: str = DEFAULT_CHANNEL_LAYER, channel_layer: Any = None) -> None:
         self.name = _name(name, "Group")

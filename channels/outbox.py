@@ -44,7 +44,7 @@ class Outbox:
         self._local.answered = False
 
     def add(self, target: Any, content: dict) -> None:
-        """Hold ``content`` for ``target`` (a Channel or Group)."""
+        """Hold ``content`` for ``target`` (a :class:`Channel` or :class:`Group`)."""
         self._local.entries.append((target, content))
 
     def note_send(self, channel_name: str, content: dict) -> None:
@@ -98,11 +98,13 @@ class Outbox:
 
     def _send(self, target: Any, content: dict) -> None:
         deadline = None
+        layer = target.channel_layer
+        send = getattr(layer, target.layer_method)  # "send" or "send_group"
         while True:
             try:
-                target.send(content, immediately=True)
+                send(target.name, content)
                 return
-            except target.channel_layer.ChannelFull:
+            except layer.ChannelFull:
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self.retry_time

@@ -41,6 +41,7 @@ class ChannelsHooks(WorkerHooks):
     def __init__(self, auto_accept: bool | None = None, log_consumers: bool = False) -> None:
         self.auto_accept = channel_settings.ws_auto_accept() if auto_accept is None else auto_accept
         self.log_consumers = log_consumers
+        self.has_databases = has_real_databases()
 
     def make_message(self, channel: str, content: dict, channel_layer: Any) -> Message:
         return Message(content, channel, channel_layer)
@@ -67,7 +68,7 @@ class ChannelsHooks(WorkerHooks):
         reply = message.reply_channel
         # Django's view handler tidies database connections around the request
         # itself (request_started/finished); every other consumer gets it here.
-        tidy = not getattr(consumer, "manages_db_connections", False)
+        tidy = self.has_databases and not getattr(consumer, "manages_db_connections", False)
         if tidy:
             close_old_connections()
         consumer_started.send(sender=Worker, message=message, environ={})
@@ -114,6 +115,13 @@ class Worker(_Worker):
         if router is None:
             raise ValueError(f"Channel layer {channel_layer!r} has no router; get it from channels.asgi.get_channel_layer()")
         super().__init__(channel_layer, router, hooks or ChannelsHooks(), **kwargs)
+
+
+def has_real_databases() -> bool:
+    """Return True if settings.DATABASES holds a real database (not only Django's dummy)."""
+    from django.db import connections
+
+    return any(connections.settings[alias]["ENGINE"] != "django.db.backends.dummy" for alias in connections)
 
 
 def channels_of(layer: Any, only: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> list[str]:
