@@ -6,9 +6,12 @@ One process, ~1 KB msgpack messages, a ``redis-server`` started for the run
 * ``send+receive``: pairs/s of ``layer.send`` then ``layer.receive(block=True)``;
   the ceiling is raw redis-py ``LPUSH`` then ``BLPOP`` of the same message
   (packed and unpacked with msgpack, as any user of Redis would).
-* ``send_group``: ``send_group`` calls/s to a group of 1,000 members
-  (messages delivered/s is 1,000 times that). Members are drained between
-  batches, untimed, so every call really delivers.
+* ``send_group``: ``send_group`` calls/s to a group of 1,000 members (500
+  plain channels, 500 process-specific ones on 10 prefixes); messages
+  delivered/s is 1,000 times that. Members are drained between batches,
+  untimed, so every call really delivers. Also the redis-server CPU time per
+  call (steadier than wall time on a busy machine). The ceiling: one
+  pipelined round trip of ``RPUSH`` + ``PEXPIRE`` per member.
 * wake-up latency: a receiver in a child process blocks in
   ``receive(block=True)``; the parent waits until it is blocked, stamps a
   message with CLOCK_MONOTONIC (one clock for all processes) and sends it;
@@ -88,25 +91,59 @@ def layer_pairs(factory: Callable[[str], Any], url: str, seconds: float) -> floa
     return rate
 
 
-def layer_send_group(factory: Callable[[str], Any], url: str, seconds: float) -> float:
-    layer = factory(url)
+def _cpu_seconds(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return info["used_cpu_user_main_thread"] + info["used_cpu_sys_main_thread"]
+
+
+def _group_members() -> list[str]:
+    """Half plain channels, half process-specific ones on 10 prefixes (10 interface servers)."""
     members = [f"bench.member{i}" for i in range(GROUP_SIZE // 2)]
-    members += [f"bench.ws{i % 10}!client{i}" for i in range(GROUP_SIZE - len(members))]
-    for name in members:
-        layer.group_add("bench-group", name)
+    return members + [f"bench.ws{i % 10}!client{i}" for i in range(GROUP_SIZE - len(members))]
+
+
+def _time_group_sends(send: Callable[[], None], url: str, seconds: float) -> tuple[float, float]:
+    """Return (calls/s, redis-server CPU ms per call) of ``send``."""
     client = redis.Redis.from_url(url)
-    calls, elapsed = 0, 0.0
+    calls, elapsed, cpu = 0, 0.0, 0.0
     while elapsed < seconds:
-        start = time.perf_counter()
+        cpu_start, start = _cpu_seconds(client), time.perf_counter()
         for _ in range(5):  # 5 x 50 per ws list stays within capacity 1000
-            layer.send_group("bench-group", MESSAGE)
+            send()
         elapsed += time.perf_counter() - start
+        cpu += _cpu_seconds(client) - cpu_start
         calls += 5
         # Drain, untimed, so the next calls deliver instead of dropping.
         client.delete(*[key for key in client.scan_iter(match="bench:bench.*", count=2000)])
-    layer.flush()
     client.close()
-    return calls / elapsed
+    return calls / elapsed, cpu * 1000 / calls
+
+
+def raw_send_group(url: str, seconds: float) -> tuple[float, float]:
+    """The ceiling: one pipelined round trip of RPUSH + PEXPIRE per member."""
+    client = redis.Redis.from_url(url)
+    keys = ["bench:" + name.split("!")[0] for name in _group_members()]
+    payload = msgpack.packb(MESSAGE, use_bin_type=True)
+
+    def send() -> None:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.rpush(key, payload)
+            pipe.pexpire(key, 120000)
+        pipe.execute()
+
+    result = _time_group_sends(send, url, seconds)
+    client.close()
+    return result
+
+
+def layer_send_group(factory: Callable[[str], Any], url: str, seconds: float) -> tuple[float, float]:
+    layer = factory(url)
+    for name in _group_members():
+        layer.group_add("bench-group", name)
+    result = _time_group_sends(lambda: layer.send_group("bench-group", MESSAGE), url, seconds)
+    layer.flush()
+    return result
 
 
 _ASGI_REDIS_SCRIPT = """
@@ -232,8 +269,15 @@ def main() -> None:
                 record("send+receive pairs/s", name, layer_pairs(factory, server.url, args.seconds))
             if has_old:
                 record("send+receive pairs/s", "asgi_redis 1.4.3", asgi_redis(old_python, "pairs", server.url, args.seconds))
+            group = f"send_group to {GROUP_SIZE} calls/s"
+            cpu = f"send_group to {GROUP_SIZE}: redis-server CPU ms/call"
+            rate, cost = raw_send_group(server.url, args.seconds)
+            record(group, "raw redis-py", rate)
+            record(cpu, "raw redis-py", cost)
             for name, factory in LAYERS.items():
-                record(f"send_group to {GROUP_SIZE} calls/s", name, layer_send_group(factory, server.url, args.seconds))
+                rate, cost = layer_send_group(factory, server.url, args.seconds)
+                record(group, name, rate)
+                record(cpu, name, cost)
             if has_old:
                 record(
                     f"send_group to {GROUP_SIZE} calls/s",
@@ -252,13 +296,17 @@ def main() -> None:
     print(f"\nmedians of {args.runs} interleaved runs (1 KB messages, one redis-server on loopback)\n")
     for measure, columns in results.items():
         print(measure)
-        baseline = statistics.median(columns["raw redis-py"]) if "raw redis-py" in columns else None
+        raw = columns.get("raw redis-py")
         for column, values in columns.items():
             median = statistics.median(values)
-            ratio = f"  ({median / baseline:.0%} of raw redis-py)" if baseline and column != "raw redis-py" else ""
+            ratio = ""
+            if raw and column != "raw redis-py" and len(raw) == len(values):
+                # Runs are interleaved: compare each run with its own baseline.
+                ratios = [value / base for value, base in zip(values, raw)]
+                ratio = f"  ({statistics.median(ratios):.0%} of raw redis-py, median of per-run ratios)"
             spread = f"[{min(values):.3g}..{max(values):.3g}]"
             print(f"  {column:<20} {median:>10.4g} {spread}{ratio}")
-        if measure.startswith("send_group"):
+        if measure.endswith("calls/s"):
             for column, values in columns.items():
                 print(f"  {column:<20} {statistics.median(values) * GROUP_SIZE:>10.4g} messages delivered/s")
         print()
