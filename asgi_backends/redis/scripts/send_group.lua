@@ -5,8 +5,13 @@
 -- KEYS[1] Pgroup:<group>   KEYS[2] Pgroupcap:<group>   KEYS[3] Pstats:
 -- ARGV: prefix, payload, expiry ms, default capacity
 -- Returns {delivered, dropped because full}.
+--
+-- Members are mostly process-specific channels of a few interface servers,
+-- so the work per list (expiry check, TTL renewal, counters) is done once
+-- per list, and each member costs one RPUSH.
 local prefix, payload = ARGV[1], ARGV[2]
 local expiry, default_capacity = tonumber(ARGV[3]), tonumber(ARGV[4])
+local ttl = tostring(expiry * 2)
 local now = now_ms()
 local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 for i = 1, #stale, 1000 do
@@ -14,25 +19,57 @@ for i = 1, #stale, 1000 do
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local capacities = {}
-local pairs_list = redis.call('HGETALL', KEYS[2])
-for i = 1, #pairs_list, 2 do
-  capacities[pairs_list[i]] = tonumber(pairs_list[i + 1])
+local flat = redis.call('HGETALL', KEYS[2])
+for i = 1, #flat, 2 do
+  capacities[flat[i]] = tonumber(flat[i + 1])
 end
-local ttl = tostring(expiry * 2)
-local delivered, full = 0, 0
+
+local lists, order = {}, {}
+local stamp = now + expiry
 for _, channel in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local bang = string.find(channel, '!', 1, true)
   local queue = bang and string.sub(channel, 1, bang) or channel
+  local key = prefix .. queue
   local capacity = capacities[channel] or default_capacity
-  local length, dropped = trim_expired(prefix, prefix .. queue, now, capacity)
+  local list = lists[queue]
+  if not list then
+    local length, dropped = trim_expired(prefix, key, now, capacity)
+    list = {length = length, dropped = dropped, forced = false, delivered = 0, full = 0}
+    lists[queue] = list
+    order[#order + 1] = queue
+  end
+  if list.length >= capacity and not list.forced then
+    -- Full: make sure no expired entry is holding the room.
+    local length, dropped = trim_expired(prefix, key, now, 0)
+    list.length, list.forced = length, true
+    list.dropped = list.dropped or dropped
+  end
   -- A dropped entry may have been this member's: then it has left the group.
-  if not dropped or redis.call('ZSCORE', KEYS[1], channel) then
-    if append(prefix, queue, length, channel, payload, now, expiry, ttl, capacity) then
-      delivered = delivered + 1
+  if not list.dropped or redis.call('ZSCORE', KEYS[1], channel) then
+    if list.length < capacity then
+      redis.call('RPUSH', key, stamp .. ':' .. channel .. ':' .. payload)
+      list.length = list.length + 1
+      list.delivered = list.delivered + 1
     else
-      full = full + 1
+      list.full = list.full + 1
     end
   end
+end
+
+local delivered, full = 0, 0
+for _, queue in ipairs(order) do
+  local list, stats = lists[queue], prefix .. 'stats:' .. queue
+  if list.delivered > 0 then
+    redis.call('PEXPIRE', prefix .. queue, ttl)
+    redis.call('HINCRBY', stats, 'messages_count', list.delivered)
+  end
+  if list.full > 0 then
+    redis.call('HINCRBY', stats, 'channel_full_count', list.full)
+  end
+  if list.delivered > 0 or list.full > 0 then
+    redis.call('PEXPIRE', stats, ttl)
+  end
+  delivered, full = delivered + list.delivered, full + list.full
 end
 if delivered > 0 then
   redis.call('HINCRBY', KEYS[3], 'messages_count', delivered)
