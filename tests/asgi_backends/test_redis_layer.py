@@ -440,3 +440,32 @@ def test_abandoned_member_with_backlog_leaves_group(redis_server):
     assert [m["n"] for m in drain_live()] == [3, 4, 5]
     assert layer.channel_statistics("rt.dead!")["messages_pending"] == 1  # only n=3 is still fresh
     layer.flush()
+
+
+def test_threads_that_end_release_their_connections(layer, raw):
+    import gc
+
+    before = raw.info("clients")["connected_clients"]
+    threads = [threading.Thread(target=layer.send, args=("rt.threads", {"n": n})) for n in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    del threads
+    gc.collect()
+    wait_for(lambda: raw.info("clients")["connected_clients"] <= before + 1, timeout=5)
+    assert len(list(iter(lambda: layer.receive(["rt.threads"])[0], None))) == 30
+
+
+def test_cross_shard_blocking_receive_during_outage(three):
+    servers, layer, clients = three
+    names = names_on_distinct_shards(layer, 3, stem="outage")
+    receiver = RedisChannelLayer(hosts=[s.url for s in servers], prefix="rt:", blocking_timeout=2)
+    down = servers[1]
+    down.stop()
+    with pytest.raises(LayerUnavailable):
+        receiver.receive(names, block=True)
+    down.start()
+    layer.send(names[0], {"back": True})
+    assert receiver.receive(names, block=True) == (names[0], {"back": True})
+    receiver.close()
