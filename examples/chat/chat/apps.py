@@ -8,3 +8,7 @@ class ChatConfig(AppConfig):
 
     name = "chat"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Bindings connect their signals when defined; import them in every process.
+        from . import bindings  # noqa: F401

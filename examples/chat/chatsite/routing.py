@@ -1,8 +1,9 @@
 """Channel routing: which consumer runs for which channel (the ``urls.py`` of channels)."""
 
-from channels.routing import include, route
+from channels.routing import include, route, route_class
 
 from chat import consumers
+from chat.bindings import RoomListDemultiplexer
 
 # WebSocket paths look like /chat/<room-slug>/; include() adds the /chat prefix.
 chat_routing = [
@@ -13,6 +14,8 @@ chat_routing = [
 
 channel_routing = [
     include(chat_routing, path=r"^/chat"),
+    # Data binding demo: live room list (see chat/bindings.py).
+    route_class(RoomListDemultiplexer, path=r"^/rooms/$"),
     # A socket opened on any other path is refused rather than left dangling.
     route("websocket.connect", consumers.ws_reject),
     # Our own channel: saves a message and broadcasts it to the room.
