@@ -33,9 +33,12 @@ class RedisChannelLayer(BaseChannelLayer):
     Args:
         hosts: Redis servers, each a URL (``"redis://host:6379/0"``) or a
             ``(host, port)`` tuple. Several hosts shard channels by
-            consistent hashing of their names (process-specific channels by
-            their ``name!`` prefix), so every host list must be the same, in
-            any order, in every process.
+            consistent hashing of their names, so every process must list
+            the same hosts (in any order). A process-specific channel goes
+            where its ``name!`` prefix hashes, so one process's replies all
+            wait in one list on one shard; a single-reader channel hashes
+            as a whole, so the random suffix ``new_channel`` draws places it
+            on a random shard, where it then stays.
         prefix: prepended to every Redis key.
         expiry: seconds an unread message lives.
         group_expiry: seconds a group membership lives after ``group_add``.
@@ -46,7 +49,9 @@ class RedisChannelLayer(BaseChannelLayer):
         connection_kwargs: extra options for every ``redis`` connection
             (``password``, ``ssl``, ``socket_timeout``, ...).
         blocking_timeout: longest wait of ``receive(block=True)``, seconds.
-        pool_size: connections per host; bursts wait for a free one.
+        pool_size: pooled connections per host, for blocking receives that
+            span shards and for ``flush``; a burst waits for a free one.
+            Everything else runs on one connection per thread.
         max_message_size: largest encoded message ``send`` accepts.
 
     Raises:
@@ -93,12 +98,14 @@ class RedisChannelLayer(BaseChannelLayer):
     def _make_shards(self, hosts: Sequence[Any] | None, options: dict[str, Any], pool_size: int) -> list[Shard]:
         if hosts is None:
             hosts = [("localhost", 6379)]
-        if isinstance(hosts, (str, tuple)) and not isinstance(hosts, list):
-            hosts = [hosts]
+        if isinstance(hosts, str) or (isinstance(hosts, tuple) and hosts and isinstance(hosts[0], str)):
+            hosts = [hosts]  # one host given on its own
         options = self._socket_options(options)
-        shards = []
+        shards: list[Shard] = []
         for host in hosts:
             label = describe_host(host)
+            if any(shard.label == label for shard in shards):
+                raise ValueError(f"Redis host {label} is listed twice in hosts")
             shards.append(Shard(redis.Redis(connection_pool=make_pool(host, pool_size, options)), label))
         return shards
 

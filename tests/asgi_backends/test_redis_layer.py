@@ -54,7 +54,7 @@ def test_hosts_as_tuples_and_urls(redis_server):
         layer.close()
 
 
-@pytest.mark.parametrize("hosts", [["http://x"], [("h",)], [123]])
+@pytest.mark.parametrize("hosts", [["http://x"], [("h",)], [123], [], ["redis://h:1", ("h", 1)]])
 def test_bad_hosts(hosts):
     with pytest.raises((TypeError, ValueError)):
         RedisChannelLayer(hosts=hosts)
