@@ -6,7 +6,8 @@ Prints round trips/s, p50/p99 round-trip latency, and counts of lost
 
     python benchmarks/ws_bench.py ws://127.0.0.1:8000/ --clients 100 --duration 10
 
-``--json`` prints one JSON object instead (used by ``compare.py``).
+``--compare`` starts this project's stack and Daphne 1.4.2's (``stacks.py``)
+and alternates runs between them, printing medians and ratios.
 """
 
 from __future__ import annotations
@@ -136,14 +137,56 @@ async def run(url: str, clients: int, duration: float, timeout: float) -> dict:
     }
 
 
+def compare(clients: int, duration: float, timeout: float, runs: int, kinds: list[str]) -> dict:
+    """Run the echo load against fresh stacks, alternating between them; print runs and medians."""
+    from stacks import Bench, median
+
+    results: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    with Bench() as bench:
+        for run_number in range(runs):
+            for kind in kinds:
+                with bench.stack(kind) as stack:
+                    result = asyncio.run(run(f"ws://127.0.0.1:{stack.port}/", clients, duration, timeout))
+                results[kind].append(result)
+                print(f"run {run_number + 1} {kind:7s} {result['round_trips_per_s']:8.0f} round trips/s  "
+                      f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  lost {result['lost']}  "
+                      f"out of order {result['out_of_order']}  failed {result['failed_connections']}", flush=True)
+                time.sleep(0.5)
+    summary = {kind: {key: median([r[key] for r in runs_]) for key in ("round_trips_per_s", "p50_ms", "p99_ms")}
+               for kind, runs_ in results.items()}
+    for kind, runs_ in results.items():
+        summary[kind]["lost"] = sum(r["lost"] for r in runs_)
+        summary[kind]["out_of_order"] = sum(r["out_of_order"] for r in runs_)
+    print(f"\nW1-IS: {clients} echo clients, {duration:.0f}s x {runs} runs, medians")
+    for kind, values in summary.items():
+        print(f"  {kind:7s} {values['round_trips_per_s']:8.0f} round trips/s  p50 {values['p50_ms']:7.2f} ms  "
+              f"p99 {values['p99_ms']:7.2f} ms  lost {values['lost']}  out of order {values['out_of_order']}")
+    if "ours" in summary and "daphne" in summary:
+        ours, old = summary["ours"], summary["daphne"]
+        print(f"  ratio   {ours['round_trips_per_s'] / old['round_trips_per_s']:.2f}x round trips/s, "
+              f"p99 {ours['p99_ms'] / old['p99_ms']:.2f}x of Daphne's")
+    return {"runs": results, "medians": summary}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="WebSocket echo round-trip load")
-    parser.add_argument("url")
+    parser.add_argument("url", nargs="?", help="ws:// URL of a running server (omit with --compare)")
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before an echo counts as lost")
+    parser.add_argument("--compare", action="store_true",
+                        help="start this project's stack and Daphne 1.4.2's (see stacks.py) and alternate runs")
+    parser.add_argument("--runs", type=int, default=3, help="runs per stack with --compare")
+    parser.add_argument("--stacks", default="ours,daphne", help="stacks to run with --compare")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.compare:
+        summary = compare(args.clients, args.duration, args.timeout, args.runs, args.stacks.split(","))
+        if args.json:
+            print(json.dumps(summary))
+        return
+    if not args.url:
+        parser.error("give a ws:// URL, or --compare")
     result = asyncio.run(run(args.url, args.clients, args.duration, args.timeout))
     if args.json:
         print(json.dumps(result))

@@ -72,6 +72,7 @@ class HTTPProtocol(protocol.Protocol):
     def connectionMade(self) -> None:
         ctx = self.ctx
         ctx.http_connections.add(self)
+        self.number = next(ctx.connection_numbers)
         self.client, self.server = ctx.addresses(self.transport)
         if interfaces.ISSLTransport.providedBy(self.transport):
             self.scheme = "https"
@@ -105,7 +106,7 @@ class HTTPProtocol(protocol.Protocol):
 
     def _send_quietly(self, channel: str, message: dict[str, Any]) -> None:
         # After the request on the same sender thread, so the application sees them in order.
-        self.ctx.sender.send(id(self), channel, message)
+        self.ctx.sender.send(self.number, channel, message)
 
     # -- parsing ------------------------------------------------------------
 
@@ -235,7 +236,7 @@ class HTTPProtocol(protocol.Protocol):
         self.body_dispatched = True
         self.sent_at = ctx.now()
         reply_channel = self.reply_channel
-        ctx.sender.send(id(self), "http.request", message, lambda exc: self._dispatch_failed(reply_channel, exc))
+        ctx.sender.send(self.number, "http.request", message, lambda exc: self._dispatch_failed(reply_channel, exc))
         if ctx.verbose:
             logger.info("HTTP %s %s from %s sent on %s", head.method, head.path, client, self.reply_channel)
         return True

@@ -14,6 +14,7 @@ The Twisted reactor cannot be restarted, so one process runs ``run()`` once.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import socket
@@ -62,6 +63,8 @@ class ServerContext:
         self.verbose = config.verbosity >= 2
         self.server_name = config.server_name.encode("latin-1")
         self.shutting_down = False
+        # Spreads connections over the sender threads (id() values share their low bits).
+        self.connection_numbers = itertools.count()
         self.http_connections: set[Any] = set()
         self.ws_connections: set[Any] = set()
         self.ws_factory = build_ws_factory(self)

@@ -46,6 +46,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
     def setup(self, ctx: ServerContext, head: RequestHead, client: Any, server: Any, scheme: str) -> None:
         """Attach server state and what the HTTP side parsed (called before ``makeConnection``)."""
         self.ctx = ctx
+        self.number = next(ctx.connection_numbers)
         self.head = head
         self.client = client
         self.server = server
@@ -88,7 +89,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
             "server": self.server,
             "order": 0,
         }
-        ctx.sender.send(id(self), "websocket.connect", message, self._connect_failed)
+        ctx.sender.send(self.number, "websocket.connect", message, self._connect_failed)
         if ctx.access_log is not None:
             ctx.access_log.websocket("WSCONNECTING", client, head.path)
         if ctx.verbose:
@@ -189,7 +190,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
         else:
             message["text"] = payload.decode("utf-8")  # Autobahn has validated it (1007 otherwise)
         # Retried briefly on ChannelFull by the sender thread, which keeps the order.
-        self.ctx.sender.send(id(self), "websocket.receive", message, self._receive_failed, retry_full=True)
+        self.ctx.sender.send(self.number, "websocket.receive", message, self._receive_failed, retry_full=True)
 
     def _receive_failed(self, exc: BaseException) -> None:
         if self.ws_state is WSState.CLOSED:
@@ -213,7 +214,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
             return
         ctx.receiver.forget(self.reply_channel)
         self.order += 1
-        ctx.sender.send(id(self), "websocket.disconnect", {
+        ctx.sender.send(self.number, "websocket.disconnect", {
             "reply_channel": self.reply_channel,
             # When the server closed, the application wants its own code, not the client's echo.
             "code": self.close_code or code or 1006,
