@@ -29,7 +29,8 @@ print(json.dumps([client.receive() for _ in range(3)]))
 
 
 def test_room_saves_reach_the_rooms_stream(tmp_path):
-    env = dict(os.environ, CHAT_DB_PATH=str(tmp_path / "chat.sqlite3"), CHAT_LOG_LEVEL="WARNING",
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(CHAT_DB_PATH=str(tmp_path / "chat.sqlite3"), CHAT_LOG_LEVEL="WARNING",
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     for args in (["migrate", "-v", "0"], ["shell", "-c", SCRIPT]):
         result = subprocess.run([sys.executable, "manage.py", *args], cwd=CHAT, env=env, capture_output=True,

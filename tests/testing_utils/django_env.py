@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import django
 from django.conf import settings
 
 REQUIRED_APPS = ("channels", "channels.delay", "tests.binding")
+SETTINGS_MODULE = "tests.testing_utils.settings"
 
-if not settings.configured:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.testing_utils.settings")
+if not settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):
+    # configure() rather than DJANGO_SETTINGS_MODULE: subprocesses the tests
+    # start (other projects' manage.py) must not inherit this process's settings.
+    _module = importlib.import_module(SETTINGS_MODULE)
+    settings.configure(**{name: getattr(_module, name) for name in dir(_module) if name.isupper()})
 django.setup()
 
 _missing = [app for app in REQUIRED_APPS if app not in settings.INSTALLED_APPS]
 if _missing:
     raise RuntimeError(
         f"Django was configured with {os.environ.get('DJANGO_SETTINGS_MODULE')!r}, which lacks {_missing}; "
-        "these tests need tests.testing_utils.settings (a superset of tests.channels.settings). "
+        f"these tests need {SETTINGS_MODULE} (a superset of tests.channels.settings). "
         "Run them in a separate pytest invocation or list their directories first."
     )
 
