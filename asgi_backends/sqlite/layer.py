@@ -250,7 +250,9 @@ class SQLiteChannelLayer(BaseChannelLayer):
         try:
             while True:
                 remaining = deadline - time.monotonic()
-                fresh_number, fresh = waiter.new_ticket() if ticket is None and remaining > 0 else (0, None)
+                fresh_number, fresh = 0, None  # out of time: take what is there and stop
+                if remaining > 0:
+                    fresh_number, fresh = waiter.new_ticket() if ticket is None else (number, ticket)
                 held = ticket
                 state, found = self._store.write(lambda conn: q.take_or_wait(conn, queues, time.time(), held, fresh))
                 if state is q.Wait.DONE:

@@ -97,9 +97,9 @@ def put(
     if len(data) <= HANDOFF_LIMIT:
         ticket = claim(conn, queue)
         if ticket is not None:
-            # A registered waiter means its queues were empty when it
-            # registered and every send since has gone to a waiter: no
-            # capacity to check, nothing older to overtake.
+            # A waiter records its ticket only when all its queues are
+            # empty, and sends go to waiters while there are any: there is
+            # normally nothing older to overtake and no capacity to check.
             conn.execute(_STATS_SENT, (queue,))
             return True, Delivery(ticket, queue, channel, data, True)
         check_waiter = False
@@ -146,7 +146,8 @@ def take_or_wait(
 
     Args:
         ticket: the caller's ticket if it recorded one earlier, else None.
-        fresh: a new ticket to record if nothing is waiting; None when the
+        fresh: the ticket to wait with if nothing is there: a new one to
+            record, or ``ticket`` itself to keep waiting; None when the
             caller will not wait (non-blocking, or out of time).
     """
     if ticket is not None and not registered(conn, ticket):
