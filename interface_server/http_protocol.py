@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import interfaces, protocol
@@ -422,8 +421,3 @@ class HTTPFactory(protocol.Factory):
         proto = HTTPProtocol(self.ctx)
         proto.factory = self
         return proto
-
-
-def monotonic() -> float:
-    """The clock every timeout uses."""
-    return time.monotonic()

@@ -14,7 +14,7 @@ import logging
 import secrets
 import threading
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from twisted.internet import reactor as default_reactor
 
@@ -148,14 +148,3 @@ class ReplyReceiver:
             if channel is not None:
                 call(dispatch, channel, message)
 
-
-def call_later_safe(reactor: Any, delay: float, func: Callable[..., object], *args: Any) -> Any:
-    """``reactor.callLater`` that logs instead of propagating errors from ``func``."""
-
-    def run() -> None:
-        try:
-            func(*args)
-        except Exception:
-            logger.exception("Error in scheduled call %r", func)
-
-    return reactor.callLater(delay, run)

@@ -108,6 +108,7 @@ class Server:
         reactor: the Twisted reactor (the global one by default).
 
     Attributes:
+        listening_ports: the TCP port numbers among them.
         listening: addresses listened on (``"tcp:127.0.0.1:8000"``), filled
             in once every endpoint listens; :attr:`ready` is set then.
         ready: a :class:`threading.Event` set when listening (or when
@@ -139,12 +140,23 @@ class Server:
     def run(self) -> int:
         """Listen and run the reactor until stopped; return the exit code (0 or 1)."""
         self.ctx = ServerContext(self.layer, self.config, self.reactor)
+        previous = {}
         if self.config.signal_handlers and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._on_signal)
-            signal.signal(signal.SIGINT, self._on_signal)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, self._on_signal)
         self.reactor.callWhenRunning(self._start)
-        self.reactor.run(installSignalHandlers=False)
+        try:
+            self.reactor.run(installSignalHandlers=False)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         return self.exit_code
+
+    @property
+    def listening_ports(self) -> list[int]:
+        """The TCP port numbers listened on (useful with port 0); empty until :attr:`ready`."""
+        return [port.getHost().port for port in self.ports
+                if isinstance(port.getHost(), (address.IPv4Address, address.IPv6Address))]
 
     def stop(self) -> None:
         """Shut down gracefully, as for SIGTERM. Safe to call from any thread."""
