@@ -18,7 +18,9 @@ LOGGING_CONFIG = None
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "asgi_redis.RedisChannelLayer",
-        "CONFIG": {"hosts": [("127.0.0.1", int(os.environ.get("BENCH_REDIS_PORT", "6379")))]},
+        # capacity 1000 (not 100): one interface server's replies share one
+        # process-specific prefix, and 100 WebSocket clients would fill 100.
+        "CONFIG": {"hosts": [("127.0.0.1", int(os.environ.get("BENCH_REDIS_PORT", "6379")))], "capacity": 1000},
         "ROUTING": "benchproj.routing.channel_routing",
     },
 }
