@@ -163,8 +163,12 @@ def compare(clients: int, duration: float, timeout: float, runs: int, kinds: lis
               f"p99 {values['p99_ms']:7.2f} ms  lost {values['lost']}  out of order {values['out_of_order']}")
     if "ours" in summary and "daphne" in summary:
         ours, old = summary["ours"], summary["daphne"]
-        print(f"  ratio   {ours['round_trips_per_s'] / old['round_trips_per_s']:.2f}x round trips/s, "
+        print(f"  ratio of medians   {ours['round_trips_per_s'] / old['round_trips_per_s']:.2f}x round trips/s, "
               f"p99 {ours['p99_ms'] / old['p99_ms']:.2f}x of Daphne's")
+        pairs = list(zip(results["ours"], results["daphne"]))
+        print(f"  median per-run ratio "
+              f"{median([a['round_trips_per_s'] / b['round_trips_per_s'] for a, b in pairs]):.2f}x round trips/s, "
+              f"p99 {median([a['p99_ms'] / b['p99_ms'] for a, b in pairs]):.2f}x")
     return {"runs": results, "medians": summary}
 
 

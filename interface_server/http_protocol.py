@@ -137,11 +137,10 @@ class HTTPProtocol(protocol.Protocol):
             return False
         if end > limit:
             raise HTTPError(431, "Request header fields too large")
-        raw = bytes(buffer[: end + 4])
-        head = parse_head(raw[:end])
+        head = parse_head(bytes(buffer[:end]))
         self.request = head
         if head.websocket and head.method == "GET":
-            self._upgrade(raw)
+            self._upgrade()
             return False
         del buffer[: end + 4]
         self._start_request(head)
@@ -398,8 +397,8 @@ class HTTPProtocol(protocol.Protocol):
 
     # -- WebSocket upgrade -----------------------------------------------------
 
-    def _upgrade(self, raw_head: bytes) -> None:
-        """Hand the connection, and the bytes read so far, to a WebSocket protocol."""
+    def _upgrade(self) -> None:
+        """Hand the connection, and every byte read so far (head included), to a WebSocket protocol."""
         self.state = HTTPState.UPGRADED
         self.ctx.http_connections.discard(self)
         data = bytes(self.buffer)
