@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -353,14 +354,14 @@ def test_channel_full_is_layer_attribute(redis_server):
 # -- Sentinel ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def sentinel(redis_server, tmp_path):
-    """A real ``redis-server --sentinel`` monitoring the session's server as "mymaster"."""
+@contextlib.contextmanager
+def running_sentinel(master_port: int, directory, settings: str = ""):
+    """Run a real ``redis-server --sentinel`` monitoring 127.0.0.1:master_port as "mymaster"."""
     port = free_port()
-    config = tmp_path / "sentinel.conf"
+    config = directory / "sentinel.conf"
     config.write_text(
-        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
-        f"sentinel monitor mymaster 127.0.0.1 {redis_server.port} 1\n"
+        f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {master_port} 1\n{settings}"
     )
     process = subprocess.Popen(
         [shutil.which("redis-server"), str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -375,11 +376,17 @@ def sentinel(redis_server, tmp_path):
 
     try:
         wait_for(answers, timeout=10)
-        yield port
+        yield port, client
     finally:
         client.close()
         process.terminate()
         process.wait(10)
+
+
+@pytest.fixture
+def sentinel(redis_server, tmp_path):
+    with running_sentinel(redis_server.port, tmp_path) as (port, _):
+        yield port
 
 
 def test_sentinel_layer(sentinel, redis_server, raw):
@@ -469,3 +476,33 @@ def test_cross_shard_blocking_receive_during_outage(three):
     layer.send(names[0], {"back": True})
     assert receiver.receive(names, block=True) == (names[0], {"back": True})
     receiver.close()
+
+
+def test_sentinel_layer_follows_failover(redis_servers, tmp_path):
+    master, replica = redis_servers(2)
+    replica_client = redis.Redis(port=replica.port)
+    replica_client.replicaof("127.0.0.1", master.port)
+    wait_for(lambda: replica_client.info("replication")["master_link_status"] == "up")
+    settings = "sentinel down-after-milliseconds mymaster 300\nsentinel failover-timeout mymaster 2000\n"
+    with running_sentinel(master.port, tmp_path, settings) as (port, sentinel_client):
+        wait_for(lambda: sentinel_client.sentinel_slaves("mymaster"), timeout=10)
+        layer = RedisSentinelChannelLayer(sentinels=[("127.0.0.1", port)], services=["mymaster"], prefix="rt:")
+        layer.send("rt.failover", {"n": 1})
+        master.stop()
+        promoted = lambda: sentinel_client.sentinel_get_master_addr_by_name("mymaster")[1] == replica.port  # noqa: E731
+        wait_for(promoted, timeout=20, interval=0.1)
+
+        def sends():
+            try:
+                layer.send("rt.failover", {"n": 2})
+                return True
+            except LayerUnavailable:
+                return False  # during the switch: a clear error, then the new master
+
+        wait_for(sends, timeout=10, interval=0.1)
+        assert replica_client.info("replication")["role"] == "master"
+        got = [layer.receive(["rt.failover"])[1] for _ in range(2)]
+        # n=1 is there too if replication (asynchronous) copied it before the stop.
+        assert {"n": 2} in got
+        layer.close()
+    replica_client.close()
