@@ -46,8 +46,10 @@ from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 class Stack:
     """One deployment: interface server + one worker process on a fresh Redis."""
 
-    def __init__(self, name: str, python: str, server_cmd: list[str], threads: int, extra_path: str = "") -> None:
+    def __init__(self, name: str, python: str, server_cmd: list[str], threads: int, extra_path: str = "",
+                 worker_options: tuple[str, ...] = ()) -> None:
         self.name = name
+        self.worker_options = worker_options
         self.python = python
         self.server_cmd = server_cmd
         self.threads = threads
@@ -64,7 +66,7 @@ class Stack:
         # the 1 s SYN retransmission then lands in both stacks' p99.
         endpoint = f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024"
         server = [*self.server_cmd, "-e", endpoint, "benchproj.asgi:channel_layer"]
-        worker = [self.python, "manage.py", "runworker", "--threads", str(self.threads)]
+        worker = [self.python, "manage.py", "runworker", "--threads", str(self.threads), *self.worker_options]
         for label, cmd in (("server", server), ("worker", worker)):
             log = open(logdir / f"{self.name}-{label}.log", "wb")
             self.procs.append(subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -86,6 +88,10 @@ class Stack:
                 time.sleep(0.1)
         raise RuntimeError(f"{self.name} did not answer within {timeout}s")
 
+    def cpu(self) -> float:
+        """CPU seconds used so far by the interface server, the worker and redis-server together."""
+        return sum(cpu_seconds(pid) for pid in [p.pid for p in self.procs] + [self.redis.process.pid])
+
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -98,6 +104,16 @@ class Stack:
                 proc.wait(5)
         self.procs = []
         self.redis.cleanup()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds used so far by every thread of ``pid``."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def to_ms(text: str) -> float:
@@ -131,6 +147,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1, help="worker threads, both stacks")
+    parser.add_argument("--prefetch", type=int, default=0, help="our runworker's --prefetch (Channels 1 has none)")
     parser.add_argument("--old-venv", default="/tmp/channels1-venv")
     args = parser.parse_args()
 
@@ -145,7 +162,8 @@ def main() -> None:
     stacks = {
         "channels1": Stack("channels1", old_python, [f"{args.old_venv}/bin/daphne"], args.threads,
                            str(shim.parent)),
-        "ours": Stack("ours", sys.executable, [sys.executable, "-m", "interface_server"], args.threads, str(REPO)),
+        "ours": Stack("ours", sys.executable, [sys.executable, "-m", "interface_server"], args.threads, str(REPO),
+                      ("--prefetch", str(args.prefetch))),
     }
     results: dict[str, dict[str, list]] = {name: {} for name in stacks}
     for round_no in range(args.rounds):
@@ -155,22 +173,30 @@ def main() -> None:
             port = stack.start(logdir)
             try:
                 run_wrk(port, 2, args.connections)  # warm-up
+                before = stack.cpu()
                 http = run_wrk(port, args.duration, args.connections)
+                middle = stack.cpu()
                 ws = run_ws(port, args.duration, args.clients)
+                after = stack.cpu()
             finally:
                 stack.stop()
             row = {"rps": http["requests_per_s"], "http_p50": http["p50_ms"], "http_p99": http["p99_ms"],
                    "rts": ws["round_trips_per_s"], "ws_p50": ws["p50_ms"], "ws_p99": ws["p99_ms"],
-                   "ws_lost": ws["lost"], "ws_ooo": ws["out_of_order"]}
+                   "ws_lost": ws["lost"], "ws_ooo": ws["out_of_order"],
+                   # CPU of server + worker + redis per request / round trip: less noisy than rates
+                   "http_cpu_us": (middle - before) / max(1, http["requests_per_s"] * args.duration) * 1e6,
+                   "ws_cpu_us": (after - middle) / max(1, ws["round_trips"]) * 1e6}
             for key, value in row.items():
                 results[name].setdefault(key, []).append(value)
             print(f"round {round_no + 1} {name:9s} H1 {http['requests_per_s']:7.0f} req/s p50 {http['p50_ms']:6.1f} "
                   f"p99 {http['p99_ms']:6.1f} ms{(' ' + http['errors']) if http['errors'] else ''} | "
                   f"W1 {ws['round_trips_per_s']:7.0f} rt/s p50 {ws['p50_ms']:6.1f} p99 {ws['p99_ms']:6.1f} ms "
-                  f"lost {ws['lost']} ooo {ws['out_of_order']}", flush=True)
+                  f"lost {ws['lost']} ooo {ws['out_of_order']} | CPU/req {row['http_cpu_us']:.0f} us, "
+                  f"/rt {row['ws_cpu_us']:.0f} us", flush=True)
     med = {name: {key: statistics.median(values) for key, values in rows.items()} for name, rows in results.items()}
     old, new = med["channels1"], med["ours"]
-    print(f"\nmedians of {args.rounds} interleaved rounds, {args.duration:.0f}s each, worker threads {args.threads}")
+    print(f"\nmedians of {args.rounds} interleaved rounds, {args.duration:.0f}s each, worker threads {args.threads}, "
+          f"our prefetch {args.prefetch}")
     print(f"{'':10s} {'H1 req/s':>9s} {'p50 ms':>7s} {'p99 ms':>7s} {'W1 rt/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s}")
     for name, row in (("channels1", old), ("ours", new)):
         print(f"{name:10s} {row['rps']:9.0f} {row['http_p50']:7.1f} {row['http_p99']:7.1f} "
@@ -184,6 +210,10 @@ def main() -> None:
                  for key in ("rps", "http_p50", "http_p99", "rts", "ws_p50", "ws_p99")}
     print(f"{'per-round':10s} {per_round['rps']:8.2f}x {per_round['http_p50']:6.2f}x {per_round['http_p99']:6.2f}x "
           f"{per_round['rts']:7.2f}x {per_round['ws_p50']:6.2f}x {per_round['ws_p99']:6.2f}x  (median of per-round ratios)")
+    print(f"CPU (server+worker+redis) per HTTP request: channels1 {old['http_cpu_us']:.0f} us, "
+          f"ours {new['http_cpu_us']:.0f} us ({old['http_cpu_us'] / new['http_cpu_us']:.2f}x less); "
+          f"per WebSocket round trip: channels1 {old['ws_cpu_us']:.0f} us, ours {new['ws_cpu_us']:.0f} us "
+          f"({old['ws_cpu_us'] / new['ws_cpu_us']:.2f}x less)")
     print(f"logs in {logdir}")
 
 

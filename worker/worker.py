@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import queue
 import secrets
 import signal
 import threading
@@ -70,6 +71,12 @@ class Worker:
             back before it is dropped.
         signal_handlers: install ``SIGTERM``/``SIGINT`` handlers in
             :meth:`run` (only possible from the main thread).
+        prefetch: with N > 0, one thread receives and keeps up to N messages
+            ready for the consumer threads, so a consumer thread never waits
+            for the layer's round trip. Faster under load; but a prefetched
+            message waits behind a slow consumer even when another worker
+            process is idle, so keep 0 when consumers can be slow. A
+            graceful stop still runs every prefetched message.
 
     Raises:
         ValueError: ``threads`` is not a positive integer, or the filters
@@ -86,9 +93,13 @@ class Worker:
         exclude_channels: Iterable[str] | None = None,
         message_retries: int = 10,
         signal_handlers: bool = True,
+        prefetch: int = 0,
     ) -> None:
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, not {threads!r}")
+        if not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch must be a non-negative integer, not {prefetch!r}")
+        self.prefetch = prefetch
         self.channel_layer = channel_layer
         self.router = router
         self.hooks = hooks or WorkerHooks()
@@ -122,10 +133,19 @@ class Worker:
 
     def start(self) -> None:
         """Start the receiving threads and return (see :meth:`run` to block)."""
-        logger.info("Listening on channels %s with %d thread(s)", ", ".join(self.channels), self.threads)
+        logger.info("Listening on channels %s with %d thread(s)%s", ", ".join(self.channels), self.threads,
+                    f", prefetching {self.prefetch}" if self.prefetch else "")
         self.hooks.ready(self)
-        for index in range(self.threads):
-            thread = threading.Thread(target=self._loop, name=f"worker-{index}", daemon=True)
+        if self.prefetch:
+            self._ready: queue.SimpleQueue = queue.SimpleQueue()
+            # One slot per message held in this process: in a thread's hands or ready.
+            self._slots = threading.Semaphore(self.threads + self.prefetch)
+            targets = [(self._receive_ahead, "worker-receiver")]
+            targets += [(self._consume_ready, f"worker-{index}") for index in range(self.threads)]
+        else:
+            targets = [(self._loop, f"worker-{index}") for index in range(self.threads)]
+        for target, name in targets:
+            thread = threading.Thread(target=target, name=name, daemon=True)
             self._threads.append(thread)
             thread.start()
 
@@ -151,7 +171,7 @@ class Worker:
             return
         self._stopping.set()
         # Wake the threads blocked in receive; each takes one wake-up message.
-        for _ in range(self.threads):
+        for _ in range(1 if self.prefetch else self.threads):
             try:
                 self.channel_layer.send(self.control_prefix + "wake", {"stop": True})
             except Exception:
@@ -189,6 +209,41 @@ class Worker:
             if channel.startswith(control):
                 continue
             self.handle(channel, content)
+
+    def _receive_ahead(self) -> None:
+        """Prefetch mode: receive while consumer threads work; hand messages over in order."""
+        receive = self.channel_layer.receive
+        listen = self._listen
+        control = self.control_prefix
+        try:
+            while True:
+                self._slots.acquire()
+                while True:
+                    if self._stopping.is_set():
+                        self._slots.release()
+                        return
+                    try:
+                        channel, content = receive(listen, block=True)
+                    except Exception:
+                        logger.exception("Receiving from the channel layer failed; retrying")
+                        self._stopping.wait(0.5)  # back off while the layer is down
+                        continue
+                    if channel is not None and not channel.startswith(control):
+                        break
+                self._ready.put((channel, content))
+        finally:
+            for _ in range(self.threads):
+                self._ready.put(None)  # after every prefetched message: nothing is dropped
+
+    def _consume_ready(self) -> None:
+        while True:
+            item = self._ready.get()
+            if item is None:
+                return
+            try:
+                self.handle(*item)
+            finally:
+                self._slots.release()
 
     def handle(self, channel: str, content: dict) -> None:
         """Route one message and run its consumer, containing every failure."""

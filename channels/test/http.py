@@ -159,7 +159,8 @@ class HttpClient(Client):
         first = self.receive()
         if first is None or "status" not in first:
             raise AssertionError(f"No response to {method} {path}: got {first!r}")
-        response = {"status": first["status"], "headers": first.get("headers", []), "content": first.get("content", b"")}
+        response = {"status": first["status"], "headers": first.get("headers", []),
+                    "content": first.get("content", b"")}
         more = first.get("more_content", False)
         while more:
             chunk = self.receive()

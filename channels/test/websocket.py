@@ -25,7 +25,9 @@ class WSClient(HttpClient):
         self.ordered = ordered
         self._pending: list[dict] = []
 
-    def send(self, to: str, content: dict | None = None, text: Any = None, path: str = "/") -> None:  # type: ignore[override]
+    def send(  # type: ignore[override]
+        self, to: str, content: dict | None = None, text: Any = None, path: str = "/"
+    ) -> None:
         """Send to ``to``; ``text`` (a str, or anything JSON-encodable) becomes the frame's text.
 
         Raises:
@@ -44,7 +46,9 @@ class WSClient(HttpClient):
         self.send(channel, content, text=text, path=path)
         return self.consume(channel, fail_on_none=fail_on_none, check_accept=check_accept)
 
-    def consume(self, channel: str, fail_on_none: bool = True, check_accept: bool = True) -> Any:  # type: ignore[override]
+    def consume(  # type: ignore[override]
+        self, channel: str, fail_on_none: bool = True, check_accept: bool = True
+    ) -> Any:
         """Run the consumer for the next message on ``channel``.
 
         For ``websocket.connect`` with ``check_accept`` the first reply must be

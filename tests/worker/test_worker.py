@@ -251,3 +251,46 @@ def test_second_signal_exits_at_once():
         proc.kill()
     assert proc.returncode == 1
     assert "finished" not in out and "Second shutdown signal" in err
+
+
+def test_prefetch_runs_everything_in_order_and_stop_keeps_the_rest_queued(layer):
+    seen = []
+    gate = threading.Event()
+
+    def consume(message):
+        seen.append(message["n"])
+        if message["n"] == 0:
+            gate.wait(5)
+
+    worker = running(layer, {"jobs": consume}, threads=1, prefetch=1)
+    for n in range(4):
+        layer.send("jobs", {"n": n})
+    wait_until(lambda: seen == [0])
+    # One message in hand, one prefetched; the receiver holds no slot for a third.
+    wait_until(lambda: layer.channel_statistics("jobs")["messages_pending"] == 2)
+    worker.stop()
+    gate.set()
+    assert worker.join(5)
+    assert seen == [0, 1]  # the prefetched message ran before the worker left
+    assert [layer.receive(["jobs"])[1]["n"] for _ in range(2)] == [2, 3]
+
+
+def test_prefetch_with_a_thread_pool(layer):
+    seen = []
+    lock = threading.Lock()
+
+    def consume(message):
+        with lock:
+            seen.append(message["n"])
+
+    worker = running(layer, {"jobs": consume}, threads=3, prefetch=2)
+    try:
+        for n in range(60):
+            layer.send("jobs", {"n": n})
+        wait_until(lambda: len(seen) == 60)
+        assert sorted(seen) == list(range(60))
+    finally:
+        worker.stop()
+        assert worker.join(5)
+    with pytest.raises(ValueError, match="prefetch"):
+        Worker(layer, TableRouter({"a": print}), prefetch=-1)

@@ -34,6 +34,7 @@ class Command(BaseCommand):
                 "server would never see other processes' messages: configure a Redis or same-machine layer."
             )
         if options["verbosity"]:
-            self.stdout.write(f"Running the delay server against channel layer {alias} ({name_that_thing(type(layer))})")
+            kind = name_that_thing(type(layer))
+            self.stdout.write(f"Running the delay server against channel layer {alias} ({kind})")
             self.stdout.flush()
         DelayWorker(layer).run()
