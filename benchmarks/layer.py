@@ -23,7 +23,7 @@ One process, ~1 KB msgpack messages, a ``redis-server`` started for the run
 Other layers can be added as extra columns: put a factory taking the Redis
 URL into :data:`LAYERS`. Usage::
 
-    python3 benchmarks/layer.py [--runs 5] [--seconds 1.5] [--samples 300]
+    python3 benchmarks/layer.py [--runs 5] [--seconds 1.5] [--samples 300] [--encrypted]
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ GROUP_SIZE = 1000
 
 def redis_layer(url: str) -> Any:
     return RedisChannelLayer(hosts=[url], prefix="bench:", capacity=1000)
+
+
+def encrypted_redis_layer(url: str) -> Any:
+    return RedisChannelLayer(hosts=[url], prefix="bench:", capacity=1000, symmetric_encryption_keys=["bench"])
 
 
 LAYERS: dict[str, Callable[[str], Any]] = {"redis layer": redis_layer}
@@ -251,7 +255,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.5, help="length of each throughput measurement")
     parser.add_argument("--samples", type=int, default=300, help="wake-ups per latency measurement")
     parser.add_argument("--channels1-venv", default="/tmp/channels1-venv")
+    parser.add_argument("--encrypted", action="store_true", help="also measure the layer with symmetric_encryption_keys")
     args = parser.parse_args()
+    if args.encrypted:
+        LAYERS["redis layer, encrypted"] = encrypted_redis_layer
     old_python = os.path.join(args.channels1_venv, "bin", "python")
     has_old = os.path.exists(old_python)
 
@@ -305,10 +312,10 @@ def main() -> None:
                 ratios = [value / base for value, base in zip(values, raw)]
                 ratio = f"  ({statistics.median(ratios):.0%} of raw redis-py, median of per-run ratios)"
             spread = f"[{min(values):.3g}..{max(values):.3g}]"
-            print(f"  {column:<20} {median:>10.4g} {spread}{ratio}")
+            print(f"  {column:<24} {median:>10.4g} {spread}{ratio}")
         if measure.endswith("calls/s"):
             for column, values in columns.items():
-                print(f"  {column:<20} {statistics.median(values) * GROUP_SIZE:>10.4g} messages delivered/s")
+                print(f"  {column:<24} {statistics.median(values) * GROUP_SIZE:>10.4g} messages delivered/s")
         print()
 
 
