@@ -44,6 +44,9 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+# "Attributes:" sections become field lists, not attribute entries of their
+# own, so a property that is also listed there is not described twice.
+napoleon_use_ivar = True
 # Some classes list their options under "Class attributes:"; render those like
 # parameters instead of letting docutils misread them.
 napoleon_custom_sections = [("Class attributes", "params_style")]

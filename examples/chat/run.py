@@ -33,8 +33,9 @@ LAYERS = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the chat example.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; for other hosts also set "
-                             "CHAT_ALLOWED_HOSTS=name1,name2)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; to be reached under other names "
+                             "also set CHAT_ALLOWED_HOSTS=name1,name2)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     parser.add_argument("--layer", choices=sorted(LAYERS), default="inmemory",
                         help="channel layer (default inmemory)")
@@ -48,7 +49,8 @@ def main() -> int:
         print(problem, file=sys.stderr)
         return 1
     ensure_installed()
-    env = dict(os.environ, CHAT_LAYER=args.layer, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, CHAT_LAYER=args.layer, PYTHONUNBUFFERED="1",
+               DJANGO_SETTINGS_MODULE="chatsite.settings")  # not whatever project the shell had
     layer_path = Path(env.setdefault("CHAT_LAYER_PATH", str(HERE / ".channel-layer")))
     migrate(env)
 

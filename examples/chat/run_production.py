@@ -53,7 +53,8 @@ def main() -> int:
         return 1
     ensure_installed()
     env = {**read_env_file(HERE / ".env"), **os.environ}  # the real environment wins
-    env.update(PORT=str(args.port), PYTHONUNBUFFERED="1", PYTHONPATH=str(HERE))
+    env.update(PORT=str(args.port), PYTHONUNBUFFERED="1", PYTHONPATH=str(HERE),
+               DJANGO_SETTINGS_MODULE="chatsite.settings")  # not whatever project the shell had
     env.setdefault("CHAT_LAYER", "redis")
     redis_url = env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     if env["CHAT_LAYER"] == "redis":

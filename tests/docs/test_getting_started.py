@@ -95,7 +95,8 @@ def guide_project(root: Path) -> None:
 
 def test_walkthrough_chat_with_database_runs_as_written(tmp_path):
     guide_project(tmp_path)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="myproject.settings",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     for command in (["makemigrations", "myapp", "-v", "0"], ["migrate", "-v", "0"]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=tmp_path, env=env, check=True, timeout=60)
     port = free_port()

@@ -45,6 +45,9 @@ class ChatServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.env = dict(
             os.environ,
+            # Other tests put their own project in the environment; manage.py
+            # only sets this if it is missing.
+            DJANGO_SETTINGS_MODULE="chatsite.settings",
             CHAT_DB_PATH=str(workdir / "chat.sqlite3"),
             CHAT_LAYER=layer,
             CHAT_LAYER_PATH=str(workdir / "layer"),

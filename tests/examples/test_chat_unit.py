@@ -14,7 +14,8 @@ from tests.examples.chat_server import CHAT, REPO
 
 
 def test_chat_app_unit_tests(tmp_path):
-    env = dict(os.environ, CHAT_DB_PATH=str(tmp_path / "chat.sqlite3"), CHAT_LOG_LEVEL="WARNING",
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="chatsite.settings",
+               CHAT_DB_PATH=str(tmp_path / "chat.sqlite3"), CHAT_LOG_LEVEL="WARNING",
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "manage.py", "test", "chat",
                              "--noinput", "-v", "1"], cwd=CHAT, env=env, capture_output=True, text=True,

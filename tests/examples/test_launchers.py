@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 
 def launcher_env(tmp_path, **extra: str) -> dict[str, str]:
     return dict(os.environ, CHAT_DB_PATH=str(tmp_path / "chat.sqlite3"), PYTHONUNBUFFERED="1",
+                DJANGO_SETTINGS_MODULE="some.other.project.settings",  # the launchers must not care
                 PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **extra)
 
 
