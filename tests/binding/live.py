@@ -39,7 +39,8 @@ def run_manage(env: dict[str, str], *args: str, timeout: float = 60) -> str:
     """Run a management command to completion; return its output (raise on failure)."""
     result = subprocess.run(manage(*args), env=env, cwd=PROJECT, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
-        raise AssertionError(f"manage.py {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"manage.py {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result.stdout
 
 

@@ -40,7 +40,8 @@ def test_saves_from_a_shell_a_view_and_a_client_reach_the_sockets(stack):
         run_manage(stack.env, "shell", "-c", "from live.models import Note; Note.objects.create(text='from shell')")
         for ws in (watcher, writer):
             payload = next_payload(ws)
-            assert (payload["action"], payload["data"]["text"], payload["model"]) == ("create", "from shell", "live.note")
+            summary = (payload["action"], payload["data"]["text"], payload["model"])
+            assert summary == ("create", "from shell", "live.note")
         # A save inside a Django view run by the worker.
         status, body = http_get(stack.port, "/notes/new/?text=from+view")
         assert status == 200, body

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 
-from channels import Group, channel_layers
+from channels import channel_layers
 from channels.routing import route_class
 from channels.test import ChannelTestCase, WSClient, apply_routes
 
