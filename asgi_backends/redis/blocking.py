@@ -16,6 +16,7 @@ import select
 from typing import Sequence
 
 from redis.connection import Connection
+from redis.exceptions import AuthenticationError
 
 from .connection import UNAVAILABLE_ERRORS, Shard
 
@@ -90,6 +91,8 @@ def pop_many(targets: Sequence[tuple[Shard, list[str]]], timeout: float) -> list
         for shard, keys in targets:
             try:
                 pops.append(_Pop(shard, keys, timeout))
+            except AuthenticationError:
+                raise
             except UNAVAILABLE_ERRORS as exc:
                 raise shard.unavailable(exc) from exc
         ready = [pop for pop in pops if pop.ready()]

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import redis
 from redis.backoff import NoBackoff
 from redis.connection import Connection
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -146,6 +147,9 @@ class Shard:
                 connection.connect()
             connection.send_packed_command(packed, check_health=False)
             return connection.read_response()
+        except AuthenticationError:
+            connection.disconnect()
+            raise  # wrong credentials: not an outage, retrying cannot help
         except RedisConnectionError:
             # Most often a connection that died with a Redis restart: one
             # fresh attempt. (Timeouts are not retried: the command may have
@@ -166,6 +170,7 @@ class Shard:
 
         Raises:
             LayerUnavailable: Redis cannot be reached.
+            redis.AuthenticationError: Redis refused the credentials.
         """
         found = SCRIPTS[script]
         try:
@@ -176,6 +181,8 @@ class Shard:
                 logger.info("Loading Lua script %s into Redis at %s", script, self.label)
                 self._call(("SCRIPT", "LOAD", found.source))
                 return self._call(("EVALSHA", found.sha, len(keys), *keys, *args))
+        except AuthenticationError:
+            raise
         except UNAVAILABLE_ERRORS as exc:
             raise self.unavailable(exc) from exc
 
@@ -183,6 +190,8 @@ class Shard:
         """Run one Redis command; like :meth:`run` for errors."""
         try:
             return self._call(args)
+        except AuthenticationError:
+            raise
         except UNAVAILABLE_ERRORS as exc:
             raise self.unavailable(exc) from exc
 

@@ -506,3 +506,32 @@ def test_sentinel_layer_follows_failover(redis_servers, tmp_path):
         assert {"n": 2} in got
         layer.close()
     replica_client.close()
+
+
+def test_url_database_applies(redis_server):
+    layer = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{redis_server.port}/3"], prefix="rt:")
+    layer.send("rt.db", {"x": 1})
+    db3 = redis.Redis(port=redis_server.port, db=3)
+    assert db3.llen("rt:rt.db") == 1
+    layer.flush()
+    assert db3.llen("rt:rt.db") == 0
+    db3.close()
+    layer.close()
+
+
+def test_password_from_url_or_connection_kwargs(redis_servers):
+    (server,) = redis_servers(1)
+    admin = redis.Redis(port=server.port)
+    admin.config_set("requirepass", "pw")
+    admin.close()
+    for layer in (
+        RedisChannelLayer(hosts=[f"redis://:pw@127.0.0.1:{server.port}/0"], prefix="rt:"),
+        RedisChannelLayer(hosts=[("127.0.0.1", server.port)], prefix="rt:", connection_kwargs={"password": "pw"}),
+    ):
+        layer.send("rt.auth", {"x": 1})
+        assert layer.receive(["rt.auth"], block=True) == ("rt.auth", {"x": 1})
+        layer.close()
+    wrong = RedisChannelLayer(hosts=[f"redis://:nope@127.0.0.1:{server.port}/0"], prefix="rt:")
+    with pytest.raises(redis.AuthenticationError):
+        wrong.send("rt.auth", {"x": 1})
+    wrong.close()
