@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import re
 import subprocess
@@ -51,6 +53,38 @@ def test_every_interface_server_option_is_documented():
     missing = [option for action in build_parser()._actions for option in action.option_strings
                if option not in flags]
     assert not missing, f"interface-server options missing from docs/interface-server.rst: {missing}"
+
+
+COMMAND_OPTIONS = """
+import json
+import django
+from django.conf import settings
+settings.configure(INSTALLED_APPS=["django.contrib.staticfiles", "channels"], STATIC_URL="/static/")
+django.setup()
+from django.core.management import load_command_class
+from django.core.management.base import BaseCommand
+base = {o for a in BaseCommand().create_parser("manage.py", "x")._actions for o in a.option_strings}
+found = {}
+for name in ("runserver", "runworker"):
+    parser = load_command_class("channels", name).create_parser("manage.py", name)
+    found[name] = sorted(o for a in parser._actions for o in a.option_strings if o not in base)
+print(json.dumps(found))
+"""
+
+
+def test_every_command_option_is_documented():
+    """runserver's and runworker's own options appear in docs/commands.rst."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run([sys.executable, "-c", COMMAND_OPTIONS], capture_output=True, text=True, cwd=REPO,
+                            env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    page = (DOCS / "commands.rst").read_text()
+    documented = " ".join(re.findall(r"^\.\. option:: (.+)$", page, re.M)).split()
+    # Django's own runserver options are described in prose, not one by one.
+    django_own = {"--ipv6", "-6", "--nothreading", "--noreload", "--nostatic", "--insecure", "--skip-checks"}
+    missing = [option for options in json.loads(result.stdout).values() for option in options
+               if option not in documented and option not in django_own]
+    assert not missing, f"command options missing from docs/commands.rst: {missing}"
 
 
 def test_getting_started_code_is_valid_python(built):
