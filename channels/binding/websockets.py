@@ -35,6 +35,7 @@ from typing import Any
 
 from django.core import serializers
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.serializers.base import DeserializationError
 from django.db import DatabaseError, transaction
 from django.db.models import Model
@@ -135,4 +136,27 @@ class WebsocketBinding(Binding):
             self.message.reply_channel.send({"text": json.dumps(payload)})
 
 
-__all__ = ["WebsocketBinding"]
+class WebsocketBindingWithMembers(WebsocketBinding):
+    """A :class:`WebsocketBinding` that also sends attributes and methods of the instance.
+
+    ``send_members`` lists attribute names (``"author.username"`` follows
+    relations); callables are called. Their values are added to ``data``,
+    encoded as JSON the way Django encodes dates, decimals and UUIDs.
+    """
+
+    send_members: list[str] = []
+
+    def serialize_data(self, instance: Model) -> dict:
+        """Return the bound fields plus the ``send_members`` values."""
+        data = super().serialize_data(instance)
+        for name in self.send_members:
+            value: Any = instance
+            for part in name.split("."):
+                value = getattr(value, part)
+                if callable(value):
+                    value = value()
+            data[name] = json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+        return data
+
+
+__all__ = ["WebsocketBinding", "WebsocketBindingWithMembers"]

@@ -310,6 +310,11 @@ class WebsocketDemultiplexer(JsonWebsocketConsumer):
     A frame without ``stream`` and ``payload``, with a stream nobody
     handles, or with a payload that is not an object gets an error frame
     ``{"error": "..."}``.
+
+    Put ordering flags (``strict_ordering``/``slight_ordering``) on the
+    demultiplexer, not on its stream consumers: they see the frame with the
+    payload as its text, and a frame parked for later would come back
+    without its envelope.
     """
 
     consumers: dict[str, Any] = {}

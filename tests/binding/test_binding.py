@@ -186,3 +186,26 @@ class InboundTests(ChannelTestCase):
             client.send_and_consume("websocket.receive", text={"action": "create", "data": {"name": "x"}})
         assert client.receive(json=False) == {
             "text": json.dumps({"error": "permission denied for create", "action": "create", "pk": None})}
+
+
+class MembersTests(ChannelTestCase):
+    def test_send_members_adds_attributes_and_methods(self):
+        from channels.binding.websockets import WebsocketBindingWithMembers
+
+        class WithMembers(WebsocketBindingWithMembers):
+            model = Item
+            stream = "members"
+            fields = ["name"]
+            send_members = ["__str__", "name.upper", "pk"]
+
+            @classmethod
+            def group_names(cls, instance):
+                return ["members"]
+
+        try:
+            members = watcher("members")
+            item = Item.objects.create(name="ink")
+            data = frames(members)[0]["payload"]["data"]
+            assert data == {"name": "ink", "__str__": "Item object (%d)" % item.pk, "name.upper": "INK", "pk": item.pk}
+        finally:
+            WithMembers.unregister()
