@@ -154,12 +154,16 @@ class AllowedHostsOnlyOriginValidator(BaseOriginValidator):
             parsed = urlparse(origin)
         except ValueError:
             return False
-        host = parsed.hostname
-        if not host:
+        try:
+            hostname, port = parsed.hostname, parsed.port
+        except ValueError:  # a port that is not a number
             return False
-        if parsed.port is not None:
-            host = f"{host}:{parsed.port}"
-        return validate_host(host, allowed) or validate_host(parsed.hostname, allowed)
+        if not hostname:
+            return False
+        if ":" in hostname:  # IPv6 literals are bracketed in ALLOWED_HOSTS
+            hostname = f"[{hostname}]"
+        candidates = [hostname] if port is None else [f"{hostname}:{port}", hostname]
+        return any(validate_host(candidate, allowed) for candidate in candidates)
 
 
 class OriginValidator(BaseOriginValidator):

@@ -95,6 +95,8 @@ class AllowedHostsOnlyTests(ChannelTestCase):
         routes = [route("websocket.connect", connect_function)]
         assert self.handshake(routes, "http://localhost:8000")[1] == {"accept": True}
         assert self.handshake(routes, "http://127.0.0.1:8000")[1] == {"accept": True}
+        assert self.handshake(routes, "http://[::1]:8000")[1] == {"accept": True}
+        assert self.handshake(routes, "http://localhost:notaport")[1] == {"close": True}
         assert self.handshake(routes, "http://example.com")[1] == {"close": True}
 
 
