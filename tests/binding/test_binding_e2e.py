@@ -1,7 +1,8 @@
 """End to end: saves in other processes reach WebSocket clients through the real stack.
 
 Processes: the interface server, one ``runworker`` (same-machine layer, no
-server needed) and short-lived ``manage.py shell`` processes that save.
+server needed) and short-lived ``manage.py shell`` processes that save. The
+same stack also shows an origin check refusing a handshake with HTTP 403.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import websocket
 
 from tests.e2e.support import http_get, ws_connect
 
@@ -62,3 +64,18 @@ def test_saves_from_a_shell_a_view_and_a_client_reach_the_sockets(stack):
     finally:
         watcher.close()
         writer.close()
+
+
+def test_origin_check_refuses_the_handshake_with_403(stack):
+    url = f"ws://127.0.0.1:{stack.port}/guarded/"
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(url, timeout=10, origin="http://evil.example")
+    assert refused.value.status_code == 403
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        websocket.create_connection(url, timeout=10, suppress_origin=True)
+    ws = websocket.create_connection(url, timeout=10, origin=f"http://127.0.0.1:{stack.port}")
+    try:
+        ws.send(json.dumps({"n": 1}))
+        assert json.loads(ws.recv()) == {"echo": {"n": 1}}
+    finally:
+        ws.close()

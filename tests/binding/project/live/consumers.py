@@ -1,4 +1,5 @@
 from channels.generic.websockets import JsonWebsocketConsumer, WebsocketDemultiplexer
+from channels.security.websockets import allowed_hosts_only
 
 from .bindings import NoteBinding
 
@@ -20,3 +21,8 @@ class BridgeDemultiplexer(WebsocketDemultiplexer):
     consumers = {"echo": Echo, "notes": NoteBinding.consumer}
     groups = ["notes"]
 
+
+
+@allowed_hosts_only
+class GuardedEcho(Echo):
+    """Echo, for pages of this site only (Origin checked against ALLOWED_HOSTS)."""

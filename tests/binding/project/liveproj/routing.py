@@ -1,10 +1,11 @@
-"""Routing: the notes stream at /notes/, the JavaScript bridge page's socket at /bridge/."""
+"""Routing: the notes stream at /notes/, the bridge page's socket at /bridge/, an origin-checked echo."""
 
 from channels.routing import route_class
 
-from live.consumers import BridgeDemultiplexer, NotesDemultiplexer
+from live.consumers import BridgeDemultiplexer, GuardedEcho, NotesDemultiplexer
 
 channel_routing = [
     route_class(NotesDemultiplexer, path=r"^/notes/$"),
     route_class(BridgeDemultiplexer, path=r"^/bridge/$"),
+    route_class(GuardedEcho, path=r"^/guarded/$"),
 ]
