@@ -4,11 +4,15 @@ It fills in what an interface server puts in a message: for
 ``http.request`` the method, path, query string, headers (with the session
 cookie), body and addresses; for ``websocket.connect`` the same handshake
 keys; for the other ``websocket.*`` channels the path and the ``order``.
+It speaks WebSocket as well as HTTP (JSON ``text``, decoded replies, the
+accept check on connect), as Channels 1.x's ``HttpClient`` did;
+:class:`~channels.test.WSClient` adds strict ``order`` numbering.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -20,6 +24,14 @@ from ..asgi import DEFAULT_CHANNEL_LAYER
 from .base import Client
 
 HANDSHAKE_CHANNELS = ("http.request", "websocket.connect")
+
+
+def decode(text: str) -> Any:
+    """Return ``text`` decoded from JSON, or ``text`` itself when it is not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 class HttpClient(Client):
@@ -35,6 +47,7 @@ class HttpClient(Client):
         self._session: Any = None
         self._cookies: dict[str, str] = {}
         self._headers: dict[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
+        self._pending: list[dict] = []
         self.order = 0
 
     # -- cookies, headers, session ----------------------------------------------
@@ -131,15 +144,58 @@ class HttpClient(Client):
             self.order = content["order"] + 1
         return content
 
-    def send(self, to: str, content: dict | None = None, path: str = "/") -> None:  # type: ignore[override]
-        """Send to ``to`` with the keys an interface server would add (``path`` may carry ``?query``)."""
+    def send(  # type: ignore[override]
+        self, to: str, content: dict | None = None, text: Any = None, path: str = "/"
+    ) -> None:
+        """Send to ``to`` with the keys an interface server would add.
+
+        ``path`` may carry ``?query``; ``text`` (a str, or anything
+        JSON-encodable) becomes a WebSocket frame's text.
+        """
+        content = dict(content or {})
+        if text is not None:
+            content["text"] = text if isinstance(text, str) else json.dumps(text)
         self.channel_layer.send(to, self._fill(to, content, path))
 
-    def send_and_consume(self, channel: str, content: dict | None = None, path: str = "/",  # type: ignore[override]
-                         fail_on_none: bool = True) -> Any:
+    def send_and_consume(  # type: ignore[override]
+        self, channel: str, content: dict | None = None, text: Any = None, path: str = "/",
+        fail_on_none: bool = True, check_accept: bool = True,
+    ) -> Any:
         """:meth:`send` then :meth:`consume`."""
-        self.send(channel, content, path=path)
-        return self.consume(channel, fail_on_none=fail_on_none)
+        self.send(channel, content, text=text, path=path)
+        return self.consume(channel, fail_on_none=fail_on_none, check_accept=check_accept)
+
+    def consume(  # type: ignore[override]
+        self, channel: str, fail_on_none: bool = True, check_accept: bool = True
+    ) -> Any:
+        """Run the consumer for the next message on ``channel``.
+
+        For ``websocket.connect`` with ``check_accept`` the first reply must be
+        an accept (it is taken off the reply channel).
+
+        Raises:
+            AssertionError: as for :meth:`Client.consume`, or the handshake
+                was not accepted.
+        """
+        result = super().consume(channel, fail_on_none=fail_on_none)
+        if channel == "websocket.connect" and check_accept:
+            received = self.receive(json=False)
+            if not received or received.get("accept") is not True:
+                raise AssertionError(f"Connection not accepted: the first reply was {received!r}")
+            if len(received) > 1:  # an accept carrying a frame: keep the frame for receive()
+                self._pending.append({k: v for k, v in received.items() if k != "accept"})
+        return result
+
+    def receive(self, json: bool = True) -> Any:  # type: ignore[override]
+        """Return the next message on the reply channel (None if none).
+
+        With ``json``, a message that is only a text frame is returned as
+        its decoded JSON value (or the text itself when it is not JSON).
+        """
+        content = self._pending.pop(0) if self._pending else super().receive()
+        if json and content and set(content) == {"text"} and isinstance(content["text"], str):
+            return decode(content["text"])
+        return content
 
     def request(self, method: str = "GET", path: str = "/", body: bytes = b"",
                 headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -156,14 +212,14 @@ class HttpClient(Client):
             extra = [[k.lower().encode("latin-1"), v.encode("latin-1")] for k, v in headers.items()]
             content["headers"] = self.headers + extra
         self.send_and_consume("http.request", content, path=path)
-        first = self.receive()
+        first = self.receive(json=False)
         if first is None or "status" not in first:
             raise AssertionError(f"No response to {method} {path}: got {first!r}")
         response = {"status": first["status"], "headers": first.get("headers", []),
                     "content": first.get("content", b"")}
         more = first.get("more_content", False)
         while more:
-            chunk = self.receive()
+            chunk = self.receive(json=False)
             if chunk is None:
                 raise AssertionError(f"The response to {method} {path} stopped before its last chunk")
             response["content"] += chunk.get("content", b"")

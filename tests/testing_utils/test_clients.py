@@ -22,6 +22,10 @@ def boom(message, **kwargs):
     raise RuntimeError("consumer failed")
 
 
+def refuse(message, **kwargs):
+    message.reply_channel.send({"close": True})
+
+
 @channel_session
 def remember(message, **kwargs):
     message.channel_session["seen"] = message.channel_session.get("seen", 0) + 1
@@ -135,6 +139,20 @@ class HttpClientTests(ChannelTestCase):
         response = client.request("GET", "/")
         assert response["status"] == 200
         assert response["content"] == b"OK"
+
+
+class HttpClientSpeaksWebSocketTests(ChannelTestCase):
+    """Channels 1.x test code drove WebSockets with HttpClient; it still works."""
+
+    def test_connect_check_and_json_frames(self):
+        client = HttpClient()
+        with apply_routes([route("websocket.receive", remember)]):
+            client.send_and_consume("websocket.connect", path="/ws/")
+            client.send_and_consume("websocket.receive", path="/ws/", text={"a": 1})
+        assert client.receive() == 1
+        with apply_routes([route("websocket.connect", refuse)]):
+            with self.assertRaisesRegex(AssertionError, "not accepted: the first reply was {'close': True}"):
+                HttpClient().send_and_consume("websocket.connect")
 
 
 class WSClientTests(ChannelTestCase):
