@@ -21,7 +21,9 @@ One process, ~1 KB msgpack messages, a ``redis-server`` started for the run
   a child process against the same server.
 
 Other layers can be added as extra columns: put a factory taking the Redis
-URL into :data:`LAYERS`. Usage::
+URL into :data:`LAYERS`. The same-machine SQLite layer is measured across two
+processes, beside asgi_ipc 1.4.2 and this Redis layer, by
+``benchmarks/layer_samemachine.py``. Usage::
 
     python3 benchmarks/layer.py [--runs 5] [--seconds 1.5] [--samples 300] [--encrypted]
 """
