@@ -1,9 +1,10 @@
 """Connections to the Redis servers behind a layer: hosts, shards, hashing.
 
-A :class:`Shard` is one Redis server (or one Sentinel-managed service) with
-its own connection pool. It runs the layer's Lua scripts by SHA, reloading a
-script when Redis answers ``NOSCRIPT`` (after a restart), and turns
-connection failures into :class:`~asgi_backends.exceptions.LayerUnavailable`.
+A :class:`Shard` is one Redis server (or one Sentinel-managed service): a
+connection per thread for the hot path plus a pool for the rest. It runs
+the layer's Lua scripts by SHA, reloading a script when Redis answers
+``NOSCRIPT`` (after a restart), and turns connection failures into
+:class:`~asgi_backends.exceptions.LayerUnavailable`.
 A :class:`HashRing` maps channel names to shards by consistent hashing, so
 adding a host moves only a share of the channels.
 """
@@ -17,7 +18,7 @@ import os
 import threading
 import weakref
 from typing import Any, Sequence
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import redis
 from redis.backoff import NoBackoff
@@ -45,9 +46,8 @@ def _pack_args(args: Sequence[Any]) -> bytes:
 
 _pack = _pack_args if _hiredis_pack is not None else None
 
-Host = "str | tuple[str, int]"
-
 UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
 
 def describe_host(host: Any) -> str:
     """Return a stable label for a ``hosts`` entry (also its place on the hash ring)."""
@@ -55,8 +55,11 @@ def describe_host(host: Any) -> str:
         parsed = urlparse(host)
         if parsed.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"Redis host URL {host!r} must start with redis://, rediss:// or unix://")
+        if parsed.scheme == "unix":
+            db = parse_qs(parsed.query).get("db", ["0"])[0]
+            return f"unix:{parsed.path}/{db}"
         db = parsed.path.strip("/") or "0"
-        return f"{parsed.hostname or parsed.path}:{parsed.port or 6379}/{db}"
+        return f"{parsed.hostname}:{parsed.port or 6379}/{db}"
     if isinstance(host, (tuple, list)) and len(host) == 2 and isinstance(host[0], str) and isinstance(host[1], int):
         return f"{host[0]}:{host[1]}/0"
     raise TypeError(f"Each Redis host must be a URL or a (host, port) tuple, not {host!r}")

@@ -480,9 +480,12 @@ def test_cross_shard_blocking_receive_during_outage(three):
 
 def test_sentinel_layer_follows_failover(redis_servers, tmp_path):
     master, replica = redis_servers(2)
+    master_client = redis.Redis(port=master.port)
+    master_client.config_set("repl-diskless-sync-delay", 0)  # default: wait 5 s for more replicas
+    master_client.close()
     replica_client = redis.Redis(port=replica.port)
     replica_client.replicaof("127.0.0.1", master.port)
-    wait_for(lambda: replica_client.info("replication")["master_link_status"] == "up")
+    wait_for(lambda: replica_client.info("replication")["master_link_status"] == "up", timeout=15)
     settings = "sentinel down-after-milliseconds mymaster 300\nsentinel failover-timeout mymaster 2000\n"
     with running_sentinel(master.port, tmp_path, settings) as (port, sentinel_client):
         wait_for(lambda: sentinel_client.sentinel_slaves("mymaster"), timeout=10)
