@@ -83,7 +83,29 @@ def wake_directory(path: str) -> str:
                 "Unix socket address; set TMPDIR to a shorter directory"
             )
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    sweep(directory)
     return directory
+
+
+def sweep(directory: str) -> None:
+    """Remove the socket files nobody is bound to any more (left by killed or ``os._exit``-ed processes)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        for name in os.listdir(directory):
+            if not (name.startswith("w-") and name.endswith(".sock")):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                probe.connect(path)  # connecting sends nothing to a live waiter
+            except ConnectionRefusedError:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            except OSError:
+                continue
+    finally:
+        probe.close()
 
 
 class Waiter:
@@ -120,15 +142,19 @@ class Waiter:
 
     def read(self) -> Datagram | None:
         """Return the next pending datagram without blocking, or None."""
-        try:
-            raw = self._sock.recv(HANDOFF_LIMIT + 256)
-        except (BlockingIOError, InterruptedError):
-            return None
-        number, _, rest = raw.partition(b"\n")
-        if not rest:
-            return Datagram(int(number), None, None)
-        channel, _, data = rest.partition(b"\n")
-        return Datagram(int(number), channel.decode("ascii"), data)
+        while True:
+            try:
+                raw = self._sock.recv(HANDOFF_LIMIT + 256)
+            except (BlockingIOError, InterruptedError):
+                return None
+            number, _, rest = raw.partition(b"\n")
+            if not number.isdigit():
+                logger.warning("Ignoring a malformed wake-up datagram on %s: %r", self.path, raw[:40])
+                continue
+            if not rest:
+                return Datagram(int(number), None, None)
+            channel, _, data = rest.partition(b"\n")
+            return Datagram(int(number), channel.decode("ascii", "replace"), data)
 
     def close(self) -> None:
         """Unlink the socket file (in the process that bound it) and close the socket."""

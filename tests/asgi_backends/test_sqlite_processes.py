@@ -294,3 +294,41 @@ def test_asgi_ipc_settings_still_work():
         SQLiteChannelLayer()
     with pytest.raises(ValueError, match="prefix"):
         SQLiteChannelLayer(prefix="../escape")
+
+
+def _forked_echo(layer: SQLiteChannelLayer) -> None:
+    channel, message = layer.receive(["fork.ping"], block=True)
+    layer.send("fork.pong", {"echo": message["n"]} if message else {"echo": None})
+
+
+def test_layer_keeps_working_in_a_forked_child(layer):
+    import multiprocessing
+
+    # Used before the fork, so the parent's connection and wake-up socket
+    # exist; the child must open its own instead of sharing them.
+    layer.send("fork.warm", {"n": 0})
+    assert layer.receive(["fork.warm"], block=True) == ("fork.warm", {"n": 0})
+    layer.blocking_timeout = 10
+    child_process = multiprocessing.get_context("fork").Process(target=_forked_echo, args=(layer,))
+    child_process.start()
+    try:
+        wait_for(lambda: tickets(layer.path) == 1, timeout=10)
+        layer.send("fork.ping", {"n": 7})
+        assert layer.receive(["fork.pong"], block=True) == ("fork.pong", {"echo": 7})
+    finally:
+        child_process.join(10)
+    assert child_process.exitcode == 0
+    assert integrity(layer.path) == "ok"
+
+
+def test_new_layer_sweeps_sockets_of_dead_processes(directory):
+    config = {"path": directory, "blocking_timeout": 60, "recheck_interval": 60}
+    receiver = child(config, RECEIVER, "nobody.sends")
+    assert json.loads(receiver.stdout.readline()) == {"ready": True}
+    wait_for(lambda: tickets(directory) == 1, timeout=10)
+    wake = os.path.join(directory, "wake")
+    assert len(os.listdir(wake)) == 1
+    os.kill(receiver.pid, signal.SIGKILL)
+    receiver.communicate(timeout=10)
+    SQLiteChannelLayer(directory).close()
+    assert os.listdir(wake) == []
