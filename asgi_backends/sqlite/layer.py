@@ -346,7 +346,7 @@ class SQLiteChannelLayer(BaseChannelLayer):
             now = time.time()
             for channel in self._members(conn, group):
                 capacity = self.get_capacity(channel)
-                _, delivery = q.put(conn, non_local_name(channel), channel, data, capacity, now, self.expiry)
+                _, delivery = q.put(conn, non_local_name(channel), channel, data, capacity, now, self.expiry, True)
                 if delivery is not None:
                     deliveries.append(delivery)
             return deliveries

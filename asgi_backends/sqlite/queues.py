@@ -86,9 +86,19 @@ def insert(conn: sqlite3.Connection, queue: str, channel: str, data: bytes, now:
 
 
 def put(
-    conn: sqlite3.Connection, queue: str, channel: str, data: bytes, capacity: int, now: float, expiry: float
+    conn: sqlite3.Connection,
+    queue: str,
+    channel: str,
+    data: bytes,
+    capacity: int,
+    now: float,
+    expiry: float,
+    purged: bool = False,
 ) -> tuple[bool, Delivery | None]:
     """Send one message: hand it to a waiter, or store it unless ``queue`` is full.
+
+    ``purged`` says expired messages were already deleted in this
+    transaction (``send_group`` does it once for all members).
 
     Returns:
         ``(accepted, delivery)``: ``accepted`` is False when the queue was
@@ -105,7 +115,8 @@ def put(
         check_waiter = False
     else:
         check_waiter = True
-    purge(conn, now)
+    if not purged:
+        purge(conn, now)
     if conn.execute(_COUNT, (queue, capacity)).fetchone()[0] >= capacity:
         conn.execute(_STATS_FULL, (queue,))
         return False, None
