@@ -28,12 +28,12 @@ nobody bound to it removes it (see :meth:`Poker.send`).
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import secrets
 import select
 import socket
+import stat
 import sys
 import tempfile
 from typing import NamedTuple
@@ -72,19 +72,42 @@ def make_datagram(ticket: str, channel: str | None = None, data: bytes | None = 
 
 
 def wake_directory(path: str) -> str:
-    """Return (creating it) the directory holding the waiter sockets of the layer at ``path``."""
+    """Return (creating it) the directory holding the waiter sockets of the layer at ``path``.
+
+    That is ``<path>/wake``, unless that is too long for a socket address;
+    then one private directory per user under the system temporary
+    directory, shared by every layer path (a ticket names its socket in
+    full, so sockets of different layers can live side by side).
+
+    Raises:
+        ValueError: no usable directory (too long, or the shared one is not
+            private to this user).
+    """
     directory = os.path.join(path, "wake")
-    if len(directory) + 1 + _SOCKET_NAME_LENGTH > _MAX_SOCKET_PATH:
-        digest = hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:16]
-        directory = os.path.join(tempfile.gettempdir(), f"asgi-sqlite-wake-{os.getuid()}-{digest}")
+    if len(directory) + 1 + _SOCKET_NAME_LENGTH <= _MAX_SOCKET_PATH:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    else:
+        directory = os.path.join(tempfile.gettempdir(), f"asgi-sqlite-wake-{os.getuid()}")
         if len(directory) + 1 + _SOCKET_NAME_LENGTH > _MAX_SOCKET_PATH:
             raise ValueError(
                 f"Cannot place wake-up sockets for {path!r}: even {directory!r} is too long for a "
-                "Unix socket address; set TMPDIR to a shorter directory"
+                "Unix socket address; use a shorter path, or set TMPDIR to a shorter directory"
             )
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        _check_private(directory)
     sweep(directory)
     return directory
+
+
+def _check_private(directory: str) -> None:
+    # A shared temporary directory: someone else could have created this
+    # name first to receive our wake-ups (and hand-offs). Refuse unless it is ours alone.
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ValueError(
+            f"{directory!r} must be a directory owned by this user and closed to others (mode 0700); "
+            "remove it or set TMPDIR elsewhere"
+        )
 
 
 def sweep(directory: str) -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 
 import pytest
@@ -332,3 +333,29 @@ def test_new_layer_sweeps_sockets_of_dead_processes(directory):
     receiver.communicate(timeout=10)
     SQLiteChannelLayer(directory).close()
     assert os.listdir(wake) == []
+
+
+def test_long_path_puts_sockets_in_a_private_temporary_directory(directory, monkeypatch):
+    # A socket address holds ~100 bytes; a deeper layer directory moves the
+    # sockets to <tmp>/asgi-sqlite-wake-<uid>, which must be ours alone.
+    monkeypatch.setattr(tempfile, "tempdir", directory)
+    shared = os.path.join(directory, f"asgi-sqlite-wake-{os.getuid()}")
+    os.mkdir(shared, 0o755)
+    os.chmod(shared, 0o755)
+    deep = os.path.join(directory, "d" * 120)
+    with pytest.raises(ValueError, match="0700"):
+        SQLiteChannelLayer(deep)
+    os.chmod(shared, 0o700)
+    first, second = SQLiteChannelLayer(deep, blocking_timeout=10), SQLiteChannelLayer(deep)
+    try:
+        receiver = threading.Thread(target=lambda: received.append(first.receive(["deep"], block=True)))
+        received: list = []
+        receiver.start()
+        wait_for(lambda: tickets(deep) == 1, timeout=10)
+        assert os.listdir(shared)  # the waiting thread's socket
+        second.send("deep", {"ok": 1})
+        receiver.join(10)
+        assert received == [("deep", {"ok": 1})]
+    finally:
+        first.close()
+        second.close()
