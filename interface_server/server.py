@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import signal
 import socket
 import threading
@@ -108,7 +109,6 @@ class Server:
         reactor: the Twisted reactor (the global one by default).
 
     Attributes:
-        listening_ports: the TCP port numbers among them.
         listening: addresses listened on (``"tcp:127.0.0.1:8000"``), filled
             in once every endpoint listens; :attr:`ready` is set then.
         ready: a :class:`threading.Event` set when listening (or when
@@ -189,7 +189,10 @@ class Server:
                 # Adopt an inherited listening socket (a process manager opened it).
                 options = dict(part.split("=", 1) for part in description[3:].split(":"))
                 family = socket.AF_UNIX if options.get("domain") == "UNIX" else socket.AF_INET
-                port = self.reactor.adoptStreamPort(int(options["fileno"]), family, factory)
+                fileno = int(options["fileno"])
+                # An inherited socket may be blocking; a blocking accept() would freeze the reactor.
+                os.set_blocking(fileno, False)
+                port = self.reactor.adoptStreamPort(fileno, family, factory)
                 return defer.succeed(port)
             return endpoints.serverFromString(self.reactor, description).listen(factory)
         except Exception as exc:

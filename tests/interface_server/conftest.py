@@ -44,7 +44,8 @@ def make_layer(redis_url: str, prefix: str, capacity: dict[str, int] | None = No
 class ServerProcess:
     """A running ``python -m interface_server`` and the layer it uses."""
 
-    def __init__(self, tmp: Path, redis_url: str, args: list[str], capacity: dict[str, int] | None) -> None:
+    def __init__(self, tmp: Path, redis_url: str, args: list[str], capacity: dict[str, int] | None,
+                 pass_fds: tuple[int, ...] = ()) -> None:
         prefix = f"t{uuid.uuid4().hex[:10]}:"
         module = f"islayer_{uuid.uuid4().hex[:10]}"
         (tmp / f"{module}.py").write_text(layer_source(redis_url, prefix, capacity))
@@ -54,7 +55,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "interface_server", f"{module}:channel_layer", "-p", "0",
              "--access-log", str(self.access_log), *args],
-            cwd=str(tmp), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=str(tmp), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, pass_fds=pass_fds,
         )
         self.output: list[str] = []
         self.sockets: list[socket.socket] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 
 from interface_server.config import ServerConfig, build_endpoint_strings
 
-from .conftest import REPO
+from .conftest import REPO, wait_for
 
 
 def test_root_path_and_proxy_headers(start_server):
@@ -38,8 +39,6 @@ def test_forwarded_headers_ignored_without_proxy_headers(server):
 def test_unix_socket_endpoint(start_server, tmp_path):
     path = tmp_path / "s.sock"
     server = start_server("-e", f"unix:{path}")
-    import socket
-
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(5)
         sock.connect(str(path))
@@ -80,3 +79,26 @@ def test_cli_help_lists_every_option_and_bad_layer_path_fails_clearly():
     run = subprocess.run([sys.executable, "-m", "interface_server", "no_such_module_x:layer"], capture_output=True,
                          text=True, cwd=REPO, timeout=30)
     assert run.returncode == 2 and "no_such_module_x" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_inherited_file_descriptor_and_verbose_request_lines(tmp_path, redis_server):
+    from .conftest import ServerProcess
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    server = ServerProcess(tmp_path, redis_server.url, ["--fd", str(listener.fileno()), "-v", "2"], None,
+                           pass_fds=(listener.fileno(),))
+    try:
+        listener.close()  # the server holds its own copy now
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/via-fd")
+        _, message = server.receive("http.request")
+        assert message["server"] == ["127.0.0.1", port]
+        server.layer.send(message["reply_channel"], {"status": 200, "content": b"fd"})
+        assert conn.getresponse().read() == b"fd"
+        conn.close()
+        wait_for(lambda: "HTTP GET /via-fd from" in server.log, what="-v 2 request line")
+    finally:
+        server.kill()
