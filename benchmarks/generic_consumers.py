@@ -16,11 +16,11 @@ under ``/tmp/channels1-venv/bin/python`` (``--channels1-venv`` to point
 elsewhere); runs of the two alternate and the medians and per-run ratios
 are printed.
 
-Measured (5 interleaved runs of 2 s, Python 3.11, 2 shared cores, other
-work running): ours 6,083 msg/s median, Channels 1.1.8 4,506 msg/s; median
-of per-run ratios 1.32 (1.16, 1.48, 1.32, 1.35, 0.68 -- the last run was
-disturbed). Per message, the layer's msgpack round trips and JSON dominate
-a profile of ours; the consumer classes themselves are a small share.
+Measured twice (5 interleaved runs of 2 s each, Python 3.11, 2 cores shared
+with other work, so noisy): ours 6,083 / 11,290 msg/s median, Channels 1.1.8
+4,506 / 9,063 msg/s; median of per-run ratios 1.32 and 1.49 (per-run ratios
+ranged 0.68-2.08). Per message, the layer's msgpack round trips and JSON
+dominate a profile of ours; the consumer classes are a small share.
 """
 
 from __future__ import annotations
