@@ -33,6 +33,8 @@ def _free_port() -> int:
 def static_site(tmp_path_factory):
     root: Path = tmp_path_factory.mktemp("site")
     (root / "index.html").write_text(PAGE)
+    (root / "sub").mkdir()
+    (root / "sub" / "index.html").write_text("<!doctype html><body>sub page</body>")
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                               cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -65,6 +67,9 @@ def test_open_evaluate_wait_screenshot_close(static_site, tmp_path):
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         page.reload()
         assert page.evaluate("document.getElementById('out').textContent") == "waiting"
+        page.goto(static_site.rsplit("/", 1)[0] + "/sub")  # redirected to /sub/
+        assert page.evaluate("location.pathname") == "/sub/"
+        assert page.evaluate("document.body.textContent") == "sub page"
         with pytest.raises(BrowserError, match="never"):
             page.wait_for("window.never", timeout=0.3, what="never")
         with pytest.raises(BrowserError, match="ReferenceError"):

@@ -247,28 +247,32 @@ class Page:
         return self.browser.send(method, params, session_id=self.session_id, timeout=timeout)
 
     def goto(self, url: str, timeout: float = 15.0) -> None:
-        """Navigate to ``url`` and wait until the document has loaded.
+        """Navigate to ``url`` (following redirects) and wait until the new document has loaded.
 
         Raises:
             BrowserError: the navigation failed (e.g. connection refused) or
                 the load did not complete within ``timeout``.
         """
+        marker = self._mark_document()
         result = self._send("Page.navigate", {"url": url}, timeout=timeout)
         if result.get("errorText"):
             raise BrowserError(f"could not open {url}: {result['errorText']}")
-        self.wait_for(f"location.href === {json.dumps(url)} || location.href.startsWith("
-                      f"{json.dumps(url.split('#')[0])})", timeout=timeout,
-                      what=f"navigation to {url}")
-        self.wait_for("document.readyState === 'complete'", timeout=timeout,
-                      what=f"{url} to finish loading")
+        self._wait_for_new_document(marker, timeout, f"{url} to load")
 
     def reload(self, timeout: float = 15.0) -> None:
         """Reload the page and wait until the new document has loaded."""
-        marker = f"__reload_marker_{time.monotonic_ns()}"
-        self.evaluate(f"window.{marker} = true")
+        marker = self._mark_document()
         self._send("Page.reload", {"ignoreCache": True})
-        self.wait_for(f"!window.{marker} && document.readyState === 'complete'", timeout=timeout,
-                      what="the reload to finish")
+        self._wait_for_new_document(marker, timeout, "the reload to finish")
+
+    def _mark_document(self) -> str:
+        # A flag on the current document: gone once another document replaced it.
+        marker = f"__driver_marker_{time.monotonic_ns()}"
+        self.evaluate(f"window.{marker} = true")
+        return marker
+
+    def _wait_for_new_document(self, marker: str, timeout: float, what: str) -> None:
+        self.wait_for(f"!window.{marker} && document.readyState === 'complete'", timeout=timeout, what=what)
 
     def evaluate(self, expression: str, await_promise: bool = True, timeout: float = 15.0) -> Any:
         """Evaluate a JavaScript expression in the page and return its JSON value.
