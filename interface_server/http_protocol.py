@@ -237,7 +237,8 @@ class HTTPProtocol(protocol.Protocol):
         ctx.sender.send(self.number, "http.request", message, lambda exc: self._dispatch_failed(reply_channel, exc))
         if ctx.verbose:
             logger.info("HTTP %s %s from %s sent on %s", head.method, head.path, client, self.reply_channel)
-        return True
+        # With inline sends (sender_threads=0) a failure has already answered and closed.
+        return self.state is not HTTPState.CLOSED
 
     def _dispatch_failed(self, reply_channel: str, exc: BaseException) -> None:
         """The ``http.request`` could not be sent: answer this client (if it is still that request's)."""

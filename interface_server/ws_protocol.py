@@ -89,14 +89,15 @@ class WebSocketProtocol(WebSocketServerProtocol):
             "server": self.server,
             "order": 0,
         }
-        ctx.sender.send(self.number, "websocket.connect", message, self._connect_failed)
+        # Created before sending: with inline sends a failure arrives before send() returns.
+        handshake = self.handshake = Deferred()
+        self.connect_deadline = ctx.now() + ctx.config.websocket_connect_timeout
         if ctx.access_log is not None:
             ctx.access_log.websocket("WSCONNECTING", client, head.path)
         if ctx.verbose:
             logger.info("WebSocket %s from %s connecting on %s", head.path, client, self.reply_channel)
-        self.connect_deadline = ctx.now() + ctx.config.websocket_connect_timeout
-        self.handshake = Deferred()
-        return self.handshake
+        ctx.sender.send(self.number, "websocket.connect", message, self._connect_failed)
+        return handshake
 
     def _connect_failed(self, exc: BaseException) -> None:
         """``websocket.connect`` could not be sent: refuse the handshake with 503."""

@@ -199,8 +199,10 @@ def test_unanswered_handshake_is_refused(start_server):
     assert result["error"].status_code == 503
 
 
-def test_full_channels_503_and_1013(start_server):
-    server = start_server(capacity={"websocket.connect": 1, "websocket.receive": 1, "http.request": 1})
+@pytest.mark.parametrize("sender_threads", ["4", "0"])
+def test_full_channels_503_and_1013(start_server, sender_threads):
+    server = start_server("--sender-threads", sender_threads,
+                          capacity={"websocket.connect": 1, "websocket.receive": 1, "http.request": 1})
     # http.request full: 503 at once.
     server.layer.send("http.request", {"filler": True})
     with server.connect() as sock:
