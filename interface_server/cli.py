@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--sender-threads", type=int, default=4,
         help="Threads sending requests and frames to the layer, so its round trips never stall the "
              "event loop (default 4; 0 = send from the event loop)")
+    add("--keepalive-timeout", type=float, default=75.0,
+        help="Seconds an idle keep-alive HTTP connection is kept open (default 75)")
     add("--shutdown-timeout", type=float, default=10.0,
         help="On SIGTERM, seconds in-flight HTTP responses get to finish (default 10)")
     add("-v", "--verbosity", type=int, default=1, choices=[0, 1, 2, 3],
@@ -119,6 +121,7 @@ def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> Se
         max_header_size=args.max_header_size,
         shutdown_timeout=args.shutdown_timeout,
         sender_threads=args.sender_threads,
+        keepalive_timeout=args.keepalive_timeout,
     )
 
 

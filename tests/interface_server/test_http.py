@@ -199,3 +199,13 @@ def test_access_log_lines(server):
     respond(server, message["reply_channel"], status=404, content=b"nope")
     assert conn.getresponse().status == 404
     wait_for(lambda: '"GET /logged?q=1 HTTP/1.1" 404 4' in server.access_log.read_text(), what="access log line")
+
+
+def test_idle_keepalive_connection_is_closed(start_server):
+    server = start_server("--keepalive-timeout", "0.3")
+    with server.connect() as sock:
+        sock.sendall(b"GET /ka HTTP/1.1\r\nHost: x\r\n\r\n")
+        _, message = server.receive("http.request")
+        respond(server, message["reply_channel"])
+        data = recv_all(sock)  # returns once the server closes the idle connection
+        assert data.startswith(b"HTTP/1.1 200 OK") and data.endswith(b"OK")

@@ -72,6 +72,9 @@ def test_connect_message_and_held_handshake(server):
     ws.close()
     _, disconnect = server.receive("websocket.disconnect", reply_channel=message["reply_channel"])
     assert disconnect == {"reply_channel": message["reply_channel"], "code": 1000, "path": "/chat/room", "order": 3}
+    wait_for(lambda: '"WSDISCONNECT /chat/room"' in server.access_log.read_text(), what="access log line")
+    log = server.access_log.read_text()
+    assert '"WSCONNECTING /chat/room"' in log and '"WSCONNECT /chat/room"' in log
 
 
 def test_reject_gives_403(server):
