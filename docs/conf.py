@@ -20,7 +20,7 @@ from django.conf import settings  # noqa: E402
 if not settings.configured:
     settings.configure(
         INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions",
-                        "channels"],
+                        "channels", "channels.delay"],
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
         CHANNEL_LAYERS={"default": {"BACKEND": "asgi_backends.inmemory.ChannelLayer", "ROUTING": []}},
         USE_TZ=True,
