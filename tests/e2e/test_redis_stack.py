@@ -113,7 +113,7 @@ def test_runserver_noworker_with_a_separate_runworker(tmp_path):
     env = project_env(tmp_path / "db.sqlite3", redis.url)
     port = free_port()
     server = Proc(manage("runserver", "--noworker", "--noreload", f"127.0.0.1:{port}"), env, tmp_path / "rs.log")
-    worker = Proc(manage("runworker"), env, tmp_path / "w.log")
+    worker = Proc(manage("runworker", "-v", "2"), env, tmp_path / "w.log")
     try:
         worker.wait_for_output("Listening on channels")
         server.wait_for_output("Quit the server with")
@@ -123,6 +123,8 @@ def test_runserver_noworker_with_a_separate_runworker(tmp_path):
         assert ws.recv() == "via runworker"
         ws.close()
         assert "no workers (--noworker)" in server.output()
+        # -v 2 logs every consumer run with its channel and reply channel.
+        worker.wait_for_output("-> chat.consumers.ws_echo")
     finally:
         server.stop()
         worker.stop()
