@@ -1,11 +1,8 @@
-"""Redis-specific behaviour of the Redis layer, on real redis-server processes."""
+"""Redis-specific behaviour of the Redis layer: configuration, storage, encryption, connections."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import shutil
-import subprocess
 import threading
 import time
 
@@ -13,9 +10,8 @@ import pytest
 import redis
 
 from asgi_backends.conformance import wait_for
-from asgi_backends.exceptions import ChannelFull, LayerUnavailable
-from asgi_backends.redis import RedisChannelLayer, RedisSentinelChannelLayer
-from tests.support.redis_server import free_port
+from asgi_backends.exceptions import ChannelFull
+from asgi_backends.redis import RedisChannelLayer
 
 
 @pytest.fixture
@@ -31,17 +27,6 @@ def raw(redis_server):
     client = redis.Redis.from_url(redis_server.url)
     yield client
     client.close()
-
-
-def names_on_distinct_shards(layer, count, stem="spread"):
-    """Return one channel name per shard for ``count`` shards."""
-    found = {}
-    i = 0
-    while len(found) < count:
-        name = f"{stem}{i}"
-        found.setdefault(layer._route(name)[0].label, name)
-        i += 1
-    return list(found.values())
 
 
 # -- configuration ----------------------------------------------------------------
@@ -179,168 +164,6 @@ def test_key_rotation(redis_server, caplog):
     old.flush()
 
 
-# -- sharding ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def three(redis_servers):
-    servers = redis_servers(3)
-    layer = RedisChannelLayer(hosts=[s.url for s in servers], prefix="rt:")
-    clients = [redis.Redis.from_url(s.url) for s in servers]
-    yield servers, layer, clients
-    for client in clients:
-        client.close()
-    layer.close()
-
-
-def test_sharding_spreads_channels(three):
-    servers, layer, clients = three
-    for i in range(60):
-        layer.send(f"rt.shard{i}", {"i": i})
-    counts = [len(list(client.scan_iter(match="rt:rt.shard*"))) for client in clients]
-    assert sum(counts) == 60 and all(count >= 5 for count in counts), counts
-    for i in range(60):
-        assert layer.receive([f"rt.shard{i}"]) == (f"rt.shard{i}", {"i": i})
-
-
-def test_process_specific_and_single_reader_pinned(three):
-    servers, layer, clients = three
-    # A second process with the hosts listed in another order routes identically.
-    other = RedisChannelLayer(hosts=[s.url for s in reversed(servers)], prefix="rt:")
-    replies = [layer.new_channel("rt.reply!") for _ in range(30)]
-    for name in replies:
-        other.send(name, {"to": name})
-    holders = [client.llen("rt:rt.reply!") for client in clients]
-    assert sorted(holders) == [0, 0, 30]
-    got = {layer.receive(["rt.reply!"])[0] for _ in range(30)}
-    assert got == set(replies)
-    bodies = [layer.new_channel("rt.body?") for _ in range(30)]
-    for name in bodies:
-        other.send(name, {"b": 1})
-    on = [sum(client.exists(f"rt:{name}") for name in bodies) for client in clients]
-    assert sum(on) == 30 and all(on), on  # spread, yet each found again below
-    for name in bodies:
-        assert layer.receive([name]) == (name, {"b": 1})
-    other.close()
-
-
-def test_blocking_receive_across_shards(three):
-    servers, layer, clients = three
-    names = names_on_distinct_shards(layer, 3)
-    receiver = RedisChannelLayer(hosts=[s.url for s in servers], prefix="rt:", blocking_timeout=5)
-    for target in names:
-        result = []
-        thread = threading.Thread(target=lambda: result.append(receiver.receive(names, block=True)))
-        thread.start()
-        time.sleep(0.05)  # let the pops start; correctness does not depend on it
-        sent = time.monotonic()
-        layer.send(target, {"to": target})
-        thread.join(5)
-        assert result == [(target, {"to": target})]
-        assert time.monotonic() - sent < 2
-    # The cancelled pops took nothing, put back nothing twice: all lists empty.
-    assert sum(client.llen(f"rt:{name}") for client in clients for name in names) == 0
-    assert receiver.receive(names) == (None, None)
-    receiver.close()
-
-
-def test_blocking_across_shards_loses_nothing_under_races(three):
-    servers, layer, clients = three
-    names = names_on_distinct_shards(layer, 3, stem="race")
-    receiver = RedisChannelLayer(hosts=[s.url for s in servers], prefix="rt:", blocking_timeout=2, capacity=1000)
-    total = 300
-    got = []
-
-    def receive():
-        while len(got) < total:
-            channel, message = receiver.receive(names, block=True)
-            if channel is not None:
-                got.append(message["i"])
-
-    thread = threading.Thread(target=receive)
-    thread.start()
-    for i in range(total):
-        layer.send(names[i % 3], {"i": i})
-    thread.join(20)
-    assert sorted(got) == list(range(total))
-    receiver.close()
-
-
-def test_groups_span_shards(three):
-    servers, layer, clients = three
-    members = [f"rt.gm{i}" for i in range(30)] + [layer.new_channel("rt.gp!") for _ in range(5)]
-    for name in members:
-        layer.group_add("rt-group", name)
-    assert sorted(layer.group_channels("rt-group")) == sorted(members)
-    assert sum(1 for client in clients if client.exists("rt:group:rt-group")) == 3
-    layer.send_group("rt-group", {"all": True})
-    got = []
-    for name in members[:30]:
-        got.append(layer.receive([name])[0])
-    while True:
-        channel, _ = layer.receive(["rt.gp!"])
-        if channel is None:
-            break
-        got.append(channel)
-    assert sorted(got) == sorted(members)
-    stats = layer.global_statistics()
-    assert stats["messages_count"] == 35
-
-
-# -- outages ----------------------------------------------------------------------
-
-
-def test_outage_raises_then_reconnects(redis_servers):
-    (server,) = redis_servers(1)
-    layer = RedisChannelLayer(hosts=[server.url], prefix="rt:", blocking_timeout=1)
-    layer.send("rt.out", {"n": 1})
-    layer.group_add("rt-group", "rt.out")
-    server.stop()
-    for call in (
-        lambda: layer.send("rt.out", {"n": 2}),
-        lambda: layer.receive(["rt.out"]),
-        lambda: layer.receive(["rt.out"], block=True),
-        lambda: layer.send_group("rt-group", {"n": 3}),
-        lambda: layer.group_channels("rt-group"),
-        layer.flush,
-    ):
-        start = time.monotonic()
-        with pytest.raises(LayerUnavailable, match="unreachable"):
-            call()
-        assert time.monotonic() - start < 5
-    server.start()
-    # Fresh server: scripts are reloaded, pooled connections replaced.
-    layer.send("rt.out", {"n": 4})
-    assert layer.receive(["rt.out"], block=True) == ("rt.out", {"n": 4})
-    layer.close()
-
-
-def test_blocked_receive_during_restart(redis_servers):
-    (server,) = redis_servers(1)
-    layer = RedisChannelLayer(hosts=[server.url], prefix="rt:", blocking_timeout=3)
-    outcome = []
-
-    def receive():
-        try:
-            outcome.append(layer.receive(["rt.blocked"], block=True))
-        except LayerUnavailable as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=receive)
-    thread.start()
-    probe = redis.Redis(port=server.port)
-    wait_for(lambda: probe.info("clients")["blocked_clients"] == 1)
-    probe.close()
-    server.restart()
-    thread.join(10)
-    assert len(outcome) == 1
-    # Either the pop failed clearly or it timed out after a transparent reconnect.
-    assert isinstance(outcome[0], LayerUnavailable) or outcome[0] == (None, None)
-    layer.send("rt.blocked", {"ok": 1})
-    assert layer.receive(["rt.blocked"], block=True) == ("rt.blocked", {"ok": 1})
-    layer.close()
-
-
 def test_channel_full_is_layer_attribute(redis_server):
     small = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", capacity=1)
     small.send("rt.full", {"x": 1})
@@ -349,63 +172,6 @@ def test_channel_full_is_layer_attribute(redis_server):
     assert small.ChannelFull is ChannelFull
     small.flush()
     small.close()
-
-
-# -- Sentinel ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def running_sentinel(master_port: int, directory, settings: str = ""):
-    """Run a real ``redis-server --sentinel`` monitoring 127.0.0.1:master_port as "mymaster"."""
-    port = free_port()
-    config = directory / "sentinel.conf"
-    config.write_text(
-        f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
-        f"sentinel monitor mymaster 127.0.0.1 {master_port} 1\n{settings}"
-    )
-    process = subprocess.Popen(
-        [shutil.which("redis-server"), str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    client = redis.Redis(port=port, socket_timeout=1)
-
-    def answers():
-        try:
-            return client.sentinel_get_master_addr_by_name("mymaster")
-        except redis.ConnectionError:
-            return None
-
-    try:
-        wait_for(answers, timeout=10)
-        yield port, client
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(10)
-
-
-@pytest.fixture
-def sentinel(redis_server, tmp_path):
-    with running_sentinel(redis_server.port, tmp_path) as (port, _):
-        yield port
-
-
-def test_sentinel_layer(sentinel, redis_server, raw):
-    layer = RedisSentinelChannelLayer(sentinels=[("127.0.0.1", sentinel)], services="mymaster", prefix="rt:")
-    layer.send("rt.sentinel", {"via": "sentinel"})
-    assert raw.llen("rt:rt.sentinel") == 1  # landed on the master Sentinel named
-    assert layer.receive(["rt.sentinel"], block=True) == ("rt.sentinel", {"via": "sentinel"})
-    layer.group_add("rt-group", "rt.sentinel")
-    layer.send_group("rt-group", {"g": 1})
-    assert layer.receive(["rt.sentinel"]) == ("rt.sentinel", {"g": 1})
-    layer.flush()
-    layer.close()
-
-
-def test_sentinel_config_errors():
-    with pytest.raises(TypeError, match="hosts"):
-        RedisSentinelChannelLayer(sentinels=[("127.0.0.1", 1)], hosts=["redis://x"])
-    with pytest.raises(TypeError, match="sentinels"):
-        RedisSentinelChannelLayer(sentinels="127.0.0.1:26379")
 
 
 def test_forked_child_gets_its_own_connections(layer):
@@ -462,53 +228,6 @@ def test_threads_that_end_release_their_connections(layer, raw):
     gc.collect()
     wait_for(lambda: raw.info("clients")["connected_clients"] <= before + 1, timeout=5)
     assert len(list(iter(lambda: layer.receive(["rt.threads"])[0], None))) == 30
-
-
-def test_cross_shard_blocking_receive_during_outage(three):
-    servers, layer, clients = three
-    names = names_on_distinct_shards(layer, 3, stem="outage")
-    receiver = RedisChannelLayer(hosts=[s.url for s in servers], prefix="rt:", blocking_timeout=2)
-    down = servers[1]
-    down.stop()
-    with pytest.raises(LayerUnavailable):
-        receiver.receive(names, block=True)
-    down.start()
-    layer.send(names[0], {"back": True})
-    assert receiver.receive(names, block=True) == (names[0], {"back": True})
-    receiver.close()
-
-
-def test_sentinel_layer_follows_failover(redis_servers, tmp_path):
-    master, replica = redis_servers(2)
-    master_client = redis.Redis(port=master.port)
-    master_client.config_set("repl-diskless-sync-delay", 0)  # default: wait 5 s for more replicas
-    master_client.close()
-    replica_client = redis.Redis(port=replica.port)
-    replica_client.replicaof("127.0.0.1", master.port)
-    wait_for(lambda: replica_client.info("replication")["master_link_status"] == "up", timeout=15)
-    settings = "sentinel down-after-milliseconds mymaster 300\nsentinel failover-timeout mymaster 2000\n"
-    with running_sentinel(master.port, tmp_path, settings) as (port, sentinel_client):
-        wait_for(lambda: sentinel_client.sentinel_slaves("mymaster"), timeout=10)
-        layer = RedisSentinelChannelLayer(sentinels=[("127.0.0.1", port)], services=["mymaster"], prefix="rt:")
-        layer.send("rt.failover", {"n": 1})
-        master.stop()
-        promoted = lambda: sentinel_client.sentinel_get_master_addr_by_name("mymaster")[1] == replica.port  # noqa: E731
-        wait_for(promoted, timeout=20, interval=0.1)
-
-        def sends():
-            try:
-                layer.send("rt.failover", {"n": 2})
-                return True
-            except LayerUnavailable:
-                return False  # during the switch: a clear error, then the new master
-
-        wait_for(sends, timeout=10, interval=0.1)
-        assert replica_client.info("replication")["role"] == "master"
-        got = [layer.receive(["rt.failover"])[1] for _ in range(2)]
-        # n=1 is there too if replication (asynchronous) copied it before the stop.
-        assert {"n": 2} in got
-        layer.close()
-    replica_client.close()
 
 
 def test_url_database_applies(redis_server):
