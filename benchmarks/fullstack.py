@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1, help="worker threads, both stacks")
-    parser.add_argument("--prefetch", type=int, default=0, help="our runworker's --prefetch (Channels 1 has none)")
+    parser.add_argument("--prefetch", type=int, default=1, help="our runworker's --prefetch (Channels 1 has none)")
     parser.add_argument("--old-venv", default="/tmp/channels1-venv")
     args = parser.parse_args()
 

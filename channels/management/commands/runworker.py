@@ -24,9 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=1,
                             help="Worker threads in this process (default: %(default)s). Threads help when "
                                  "consumers wait on I/O; for throughput run more worker processes instead")
-        parser.add_argument("--prefetch", type=int, default=0, metavar="N",
+        parser.add_argument("--prefetch", type=int, default=1, metavar="N",
                             help="Receive up to N messages ahead while consumers run (default: %(default)s). "
-                                 "Faster under load; a prefetched message waits behind a slow consumer")
+                                 "Faster under load; a prefetched message waits behind a slow consumer. 0 turns it off")
         parser.add_argument("--only-channels", nargs="+", default=None, metavar="GLOB",
                             help="Listen only on channels matching these glob patterns")
         parser.add_argument("--exclude-channels", nargs="+", default=None, metavar="GLOB",
