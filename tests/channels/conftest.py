@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
-import django
 import pytest
-from django.conf import settings
 
-if not settings.configured:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.channels.settings")
-django.setup()
+from tests.support.django_env import migrate_once
 
 
 @pytest.fixture(scope="session")
 def django_db():
     """Create the tables (auth, sessions) in the temporary SQLite database once."""
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
+    migrate_once()
     yield
 
 

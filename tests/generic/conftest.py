@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.testing_utils.django_env import migrate_once
+from tests.support.django_env import migrate_once
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,4 +1,4 @@
-"""Set Django up for this area's in-process tests (imported by their conftest files)."""
+"""Set Django up once for every in-process Django test (imported by their conftest files)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ if _missing:
     raise RuntimeError(
         f"Django was configured with {os.environ.get('DJANGO_SETTINGS_MODULE')!r}, which lacks {_missing}; "
         f"these tests need {SETTINGS_MODULE} (a superset of tests.channels.settings). "
-        "Run them in a separate pytest invocation or list their directories first."
+        "Unset DJANGO_SETTINGS_MODULE before running the suite."
     )
 
 _migrated = False
