@@ -33,6 +33,7 @@ Message = dict
 
 MAX_NAME_LENGTH = 100
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+DEFAULT_PROCESS_CAPACITY = 10000
 
 _CHANNEL_NAME = re.compile(r"^[a-zA-Z\d\-_.]+([?!][a-zA-Z\d\-_.]*)?$")
 _GROUP_NAME = re.compile(r"^[a-zA-Z\d\-_.]+$")
@@ -72,6 +73,12 @@ class BaseChannelLayer:
             a glob pattern (``"http.request"``, ``"websocket.*"``) or a
             compiled regular expression. The first match wins.
         max_message_size: largest encoded message accepted by ``send``.
+        process_capacity: default capacity of each process-specific prefix
+            (``name!``). All of an interface server's clients share one
+            prefix, so a broadcast to a group of 500 sockets on one server
+            puts 500 messages on it at once; a per-channel default of 100
+            would drop most of them. ``channel_capacity`` overrides still
+            win over this default.
     """
 
     extensions: list[str] = []
@@ -86,6 +93,7 @@ class BaseChannelLayer:
         capacity: int = 100,
         channel_capacity: dict[str | Pattern[str], int] | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        process_capacity: int = DEFAULT_PROCESS_CAPACITY,
     ) -> None:
         if expiry <= 0:
             raise ValueError(f"expiry must be a positive number of seconds, not {expiry!r}")
@@ -93,6 +101,9 @@ class BaseChannelLayer:
             raise ValueError(f"group_expiry must be a positive number of seconds, not {group_expiry!r}")
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be a positive integer, not {capacity!r}")
+        if not isinstance(process_capacity, int) or process_capacity < 1:
+            raise ValueError(f"process_capacity must be a positive integer, not {process_capacity!r}")
+        self.process_capacity = process_capacity
         self.expiry = expiry
         self.group_expiry = group_expiry
         self.capacity = capacity
@@ -183,13 +194,18 @@ class BaseChannelLayer:
     # -- capacity and names -----------------------------------------------
 
     def get_capacity(self, channel: str) -> int:
-        """Return the capacity of ``channel`` (process-specific names share their prefix's)."""
+        """Return the capacity of ``channel``.
+
+        Process-specific names share their prefix's capacity, which is
+        ``process_capacity`` unless a ``channel_capacity`` pattern matches
+        the prefix.
+        """
         try:
             return self._capacity_cache[channel]
         except KeyError:
             pass
         name = non_local_name(channel)
-        capacity = self.capacity
+        capacity = self.process_capacity if name.endswith("!") else self.capacity
         for pattern, value in self.channel_capacity:
             if pattern.match(name):
                 capacity = value

@@ -401,12 +401,28 @@ class ConformanceTests:
                 layer.send(name, {"i": limit})
 
     def test_process_specific_channels_share_capacity(self):
-        layer = self.layer(capacity=2)
+        layer = self.layer(capacity=5, process_capacity=2)
         layer.send("conf.proc!a", {"n": 1})
         layer.send("conf.proc!b", {"n": 2})
         with pytest.raises(ChannelFull):
             layer.send("conf.proc!c", {"n": 3})
         layer.send("conf.proc2!c", {"n": 3})
+
+    def test_process_specific_prefix_capacity_defaults_to_process_capacity(self):
+        # One interface server's clients share a prefix: a broadcast to more
+        # sockets than ``capacity`` must still reach every one of them.
+        layer = self.layer(capacity=2)
+        for n in range(10):
+            layer.send(f"conf.many!{n}", {"n": n})
+        layer.send("conf.few", {"n": 0})
+        layer.send("conf.few", {"n": 1})
+        with pytest.raises(ChannelFull):
+            layer.send("conf.few", {"n": 2})
+        overridden = self.layer(capacity=2, channel_capacity={"conf.small!*": 3})
+        for n in range(3):
+            overridden.send(f"conf.small!{n}", {"n": n})
+        with pytest.raises(ChannelFull):
+            overridden.send("conf.small!x", {"n": 3})
 
     # -- groups --------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import msgpack
 import redis
 
-from ..base import BaseChannelLayer, Message, non_local_name, unpack
+from ..base import DEFAULT_PROCESS_CAPACITY, BaseChannelLayer, Message, non_local_name, unpack
 from .blocking import pop_many
 from .connection import UNAVAILABLE_ERRORS, HashRing, Shard, describe_host, make_pool
 from .crypto import Crypter, InvalidToken
@@ -53,6 +53,8 @@ class RedisChannelLayer(BaseChannelLayer):
             span shards and for ``flush``; a burst waits for a free one.
             Everything else runs on one connection per thread.
         max_message_size: largest encoded message ``send`` accepts.
+        process_capacity: default capacity of each process-specific prefix
+            (see :class:`~asgi_backends.base.BaseChannelLayer`).
 
     Raises:
         TypeError, ValueError: a setting has the wrong type or value.
@@ -74,6 +76,7 @@ class RedisChannelLayer(BaseChannelLayer):
         blocking_timeout: float = 5.0,
         pool_size: int = 64,
         max_message_size: int = 1024 * 1024,
+        process_capacity: int = DEFAULT_PROCESS_CAPACITY,
     ) -> None:
         super().__init__(
             expiry=expiry,
@@ -81,6 +84,7 @@ class RedisChannelLayer(BaseChannelLayer):
             capacity=capacity,
             channel_capacity=channel_capacity,
             max_message_size=max_message_size,
+            process_capacity=process_capacity,
         )
         if not isinstance(prefix, str) or not prefix:
             raise TypeError(f"prefix must be a non-empty str, not {prefix!r}")
