@@ -47,8 +47,9 @@ class Stack:
     """One deployment: interface server + one worker process on a fresh Redis."""
 
     def __init__(self, name: str, python: str, server_cmd: list[str], threads: int, extra_path: str = "",
-                 worker_options: tuple[str, ...] = ()) -> None:
+                 worker_options: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         self.name = name
+        self.env = env or {}
         self.worker_options = worker_options
         self.python = python
         self.server_cmd = server_cmd
@@ -59,7 +60,8 @@ class Stack:
     def start(self, logdir: Path) -> int:
         self.redis = RedisServer().start()
         self.port = free_port()
-        env = dict(os.environ, BENCH_REDIS_PORT=str(self.redis.port), DJANGO_SETTINGS_MODULE="benchproj.settings",
+        env = dict(os.environ, **self.env, BENCH_REDIS_PORT=str(self.redis.port),
+                   DJANGO_SETTINGS_MODULE="benchproj.settings",
                    PYTHONPATH=os.pathsep.join(p for p in (self.extra_path, str(PROJECT)) if p))
         # A listen backlog of 1024 for both servers: with Twisted's default
         # (50) a loaded machine drops some of wrk's 50 simultaneous SYNs, and
@@ -104,6 +106,19 @@ class Stack:
                 proc.wait(5)
         self.procs = []
         self.redis.cleanup()
+
+
+def old_stack_shim(logdir: Path) -> str:
+    """Make (once) and return a ``PYTHONPATH`` entry the Channels 1.1.8 stack needs.
+
+    asgi_ipc 1.4.2 in the old venv cannot import (its msgpack-python
+    requirement is gone) and Channels 1.1.8 imports it at start-up for a
+    version check; a stub with just ``__version__`` satisfies that check.
+    """
+    shim = logdir / "shim" / "asgi_ipc"
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim / "__init__.py").write_text('__version__ = "1.4.2"\n')
+    return str(shim.parent)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -152,16 +167,10 @@ def main() -> None:
     args = parser.parse_args()
 
     logdir = Path(tempfile.mkdtemp(prefix="fullstack-bench-"))
-    # asgi_ipc 1.4.2 in the old venv cannot import (its msgpack-python
-    # requirement is gone) and Channels 1.1.8 imports it at start-up for a
-    # version check; a stub with just __version__ satisfies that check.
-    shim = logdir / "shim" / "asgi_ipc"
-    shim.mkdir(parents=True)
-    (shim / "__init__.py").write_text('__version__ = "1.4.2"\n')
     old_python = f"{args.old_venv}/bin/python"
     stacks = {
         "channels1": Stack("channels1", old_python, [f"{args.old_venv}/bin/daphne"], args.threads,
-                           str(shim.parent)),
+                           old_stack_shim(logdir)),
         "ours": Stack("ours", sys.executable, [sys.executable, "-m", "interface_server"], args.threads, str(REPO),
                       ("--prefetch", str(args.prefetch))),
     }

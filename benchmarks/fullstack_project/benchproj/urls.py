@@ -1,3 +1,4 @@
+from channels import Group
 from django.http import HttpResponse
 from django.urls import path
 
@@ -6,4 +7,10 @@ def ok(request):
     return HttpResponse("OK")
 
 
-urlpatterns = [path("", ok)]
+def broadcast(request):
+    """W2 trigger (broadcast.py): send ``?stamp=`` to every member of group "bench"."""
+    Group("bench").send({"text": request.GET.get("stamp", "")}, immediately=True)
+    return HttpResponse("sent")
+
+
+urlpatterns = [path("", ok), path("broadcast/", broadcast)]
