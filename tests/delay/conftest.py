@@ -1,21 +1,3 @@
-"""Django with the test settings, migrated once, and a fresh default layer per test."""
+"""Django with the test settings, migrated once, and an empty cache per test."""
 
-from __future__ import annotations
-
-import pytest
-
-from tests.support.django_env import migrate_once
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _database():
-    migrate_once()
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _clean_cache():
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
+from tests.support.django_env import django_clean_cache, django_database  # noqa: F401  (autouse fixtures)

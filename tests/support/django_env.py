@@ -6,6 +6,7 @@ import importlib
 import os
 
 import django
+import pytest
 from django.conf import settings
 
 REQUIRED_APPS = ("channels", "channels.delay", "tests.binding")
@@ -37,3 +38,19 @@ def migrate_once() -> None:
 
         call_command("migrate", verbosity=0, interactive=False, run_syncdb=True)
         _migrated = True
+
+
+@pytest.fixture(autouse=True, scope="session")
+def django_database():
+    """Autouse fixture for in-process Django test folders: tables created once."""
+    migrate_once()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def django_clean_cache():
+    """Autouse fixture: sessions live in the locmem cache, so every test starts empty."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
