@@ -73,11 +73,11 @@ def http_session_user(func: Callable[..., Any]) -> Callable[..., Any]:
     return inner
 
 
-def channel_session_user_from_http(func: Callable[..., Any]) -> Callable[..., Any]:
-    """For ``websocket.connect``: copy the HTTP login into the channel session, set ``message.user``."""
+def _user_from_http(func: Callable[..., Any], session_decorator: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``func`` so the HTTP login is copied into the channel session first."""
 
     @http_session_user
-    @channel_session
+    @session_decorator
     @functools.wraps(func)
     def inner(*args: Any, **kwargs: Any) -> Any:
         message = find_message(args)
@@ -86,21 +86,16 @@ def channel_session_user_from_http(func: Callable[..., Any]) -> Callable[..., An
         return func(*args, **kwargs)
 
     return inner
+
+
+def channel_session_user_from_http(func: Callable[..., Any]) -> Callable[..., Any]:
+    """For ``websocket.connect``: copy the HTTP login into the channel session, set ``message.user``."""
+    return _user_from_http(func, channel_session)
 
 
 def channel_and_http_session_user_from_http(func: Callable[..., Any]) -> Callable[..., Any]:
     """Like :func:`channel_session_user_from_http`, keeping ``http_session`` for later messages."""
-
-    @http_session_user
-    @channel_and_http_session
-    @functools.wraps(func)
-    def inner(*args: Any, **kwargs: Any) -> Any:
-        message = find_message(args)
-        if message.http_session is not None:
-            transfer_user(message.http_session, message.channel_session)
-        return func(*args, **kwargs)
-
-    return inner
+    return _user_from_http(func, channel_and_http_session)
 
 
 __all__ = [

@@ -5,11 +5,11 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.core.management import BaseCommand, CommandError
 
-from channels.asgi import DEFAULT_CHANNEL_LAYER, channel_layers
+from channels.asgi import DEFAULT_CHANNEL_LAYER
 from channels.log import setup_console_logging
+from channels.management.layers import cross_process_layer
 from channels.utils import name_that_thing
 from channels.worker import ChannelsHooks, Worker
 
@@ -36,16 +36,11 @@ class Command(BaseCommand):
         verbosity = options["verbosity"]
         setup_console_logging(verbosity)
         alias = options["layer"]
-        try:
-            layer = channel_layers[alias]
-        except ImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from exc
-        if getattr(layer, "cross_process", True) is False:
-            raise CommandError(
-                f"Channel layer {alias!r} ({name_that_thing(type(layer))}) cannot cross processes, so a "
-                "separate worker would never see its messages: use 'runserver' (which runs workers in-process) "
-                "or configure a Redis or same-machine layer."
-            )
+        layer = cross_process_layer(
+            alias,
+            "a separate worker would never see its messages: use 'runserver' (which runs workers in-process) "
+            "or configure a Redis or same-machine layer.",
+        )
         if options["threads"] < 1:
             raise CommandError(f"--threads must be at least 1, not {options['threads']}")
         if options["prefetch"] < 0:

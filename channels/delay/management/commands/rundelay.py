@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
-from django.core.management import BaseCommand, CommandError
+from django.core.management import BaseCommand
 
-from channels.asgi import DEFAULT_CHANNEL_LAYER, channel_layers
+from channels.asgi import DEFAULT_CHANNEL_LAYER
 from channels.delay.worker import DelayWorker
 from channels.log import setup_console_logging
+from channels.management.layers import cross_process_layer
 from channels.utils import name_that_thing
 
 
@@ -24,15 +24,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         setup_console_logging(options["verbosity"])
         alias = options["layer"]
-        try:
-            layer = channel_layers[alias]
-        except ImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from exc
-        if getattr(layer, "cross_process", True) is False:
-            raise CommandError(
-                f"Channel layer {alias!r} ({name_that_thing(type(layer))}) cannot cross processes, so the delay "
-                "server would never see other processes' messages: configure a Redis or same-machine layer."
-            )
+        layer = cross_process_layer(
+            alias,
+            "the delay server would never see other processes' messages: configure a Redis or same-machine layer.",
+        )
         if options["verbosity"]:
             kind = name_that_thing(type(layer))
             self.stdout.write(f"Running the delay server against channel layer {alias} ({kind})")
