@@ -7,11 +7,10 @@ instead.
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 
-from tests.e2e.support import Proc, free_port, manage, project_env, wait_for_port
+from tests.e2e.support import deployment, project_env
 from tests.e2e import test_redis_stack as redis_stack
 
 # In the order they are defined there: the last two stop the workers.
@@ -30,18 +29,5 @@ def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e-sqlite")
     env = project_env(tmp / "db.sqlite3")
     env["E2E_SQLITE_PATH"] = str(tmp / "layer")
-    port = free_port()
-    procs: list[Proc] = []
-    try:
-        server = Proc([sys.executable, "-m", "interface_server", "chatproj.asgi:channel_layer",
-                       "-b", "127.0.0.1", "-p", str(port)], env, tmp / "server.log")
-        procs.append(server)
-        workers = [Proc(manage("runworker", "--threads", "2"), env, tmp / f"worker{n}.log") for n in range(2)]
-        procs.extend(workers)
-        for worker in workers:
-            worker.wait_for_output("Listening on channels")
-        wait_for_port(port)
-        yield port, workers
-    finally:
-        for proc in procs:
-            proc.stop()
+    with deployment(env, tmp) as running:
+        yield running

@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import websocket
@@ -73,6 +75,28 @@ class Proc:
 
 def manage(*args: str) -> list[str]:
     return [sys.executable, str(PROJECT / "manage.py"), *args]
+
+
+@contextmanager
+def deployment(env: dict[str, str], logs: Path, workers: int = 2) -> Iterator[tuple[int, list["Proc"]]]:
+    """Run the e2e project as in production: ``interface-server`` plus ``workers`` runworkers.
+
+    Yields ``(http port, [worker Procs])`` once everything listens; stops them all afterwards.
+    """
+    port = free_port()
+    procs: list[Proc] = []
+    try:
+        procs.append(Proc([sys.executable, "-m", "interface_server", "chatproj.asgi:channel_layer",
+                           "-b", "127.0.0.1", "-p", str(port)], env, logs / "server.log"))
+        started = [Proc(manage("runworker", "--threads", "2"), env, logs / f"worker{n}.log") for n in range(workers)]
+        procs.extend(started)
+        for worker in started:
+            worker.wait_for_output("Listening on channels")
+        wait_for_port(port)
+        yield port, started
+    finally:
+        for proc in procs:
+            proc.stop()
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 
 import pytest
 
-from tests.e2e.support import Proc, free_port, http_get, manage, project_env, wait_for_port, ws_connect
+from tests.e2e.support import Proc, deployment, free_port, http_get, manage, project_env, ws_connect
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow
@@ -19,22 +18,10 @@ def stack(tmp_path_factory):
     """Yield (http port, [worker Procs]) for a running deployment of the e2e project."""
     tmp = tmp_path_factory.mktemp("e2e-redis")
     redis = RedisServer().start()
-    env = project_env(tmp / "db.sqlite3", redis.url)
-    port = free_port()
-    procs: list[Proc] = []
     try:
-        server = Proc([sys.executable, "-m", "interface_server", "chatproj.asgi:channel_layer",
-                       "-b", "127.0.0.1", "-p", str(port)], env, tmp / "server.log")
-        procs.append(server)
-        workers = [Proc(manage("runworker", "--threads", "2"), env, tmp / f"worker{n}.log") for n in range(2)]
-        procs.extend(workers)
-        for worker in workers:
-            worker.wait_for_output("Listening on channels")
-        wait_for_port(port)
-        yield port, workers
+        with deployment(project_env(tmp / "db.sqlite3", redis.url), tmp) as running:
+            yield running
     finally:
-        for proc in procs:
-            proc.stop()
         redis.cleanup()
 
 
