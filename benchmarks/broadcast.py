@@ -7,7 +7,7 @@ connect to ``/bench/``, whose ``websocket.connect`` consumer adds the reply
 channel to group ``bench`` before accepting. Then, ``--broadcasts`` times,
 the script stamps the clock and requests ``/broadcast/?stamp=N``, a view
 doing ``Group("bench").send({"text": N})``, and records when each client
-got ``N``. Per broadcast: p50/p99/max of the clients' arrival times, how
+got ``N``. Per broadcast: first arrival, p50/p99/max of the clients' arrival times, how
 many got it and how many did not (lost).
 
 A broadcast's window closes when every client got it, when nothing arrived
@@ -125,7 +125,7 @@ async def broadcast_once(members: Members, host: str, port: int, stamp: int, win
         last = time.perf_counter()
     times = [(t - started) * 1000 for t in got.values()]
     return {"expected": expected, "got": len(times), "lost": expected - len(times),
-            "p50": percentile(times, 0.50), "p99": percentile(times, 0.99), "max": max(times, default=float("nan"))}
+            "first": min(times, default=float("nan")), "p50": percentile(times, 0.50), "p99": percentile(times, 0.99), "max": max(times, default=float("nan"))}
 
 
 async def session(port: int, clients: int, broadcasts: int, in_flight: int, window: float, quiet: float,
@@ -150,7 +150,7 @@ async def session(port: int, clients: int, broadcasts: int, in_flight: int, wind
     lost = sum(r["lost"] for r in rows)
     return {"connected": connected, "failed": members.failed, "lost": lost,
             "lost_pct": 100 * lost / expected if expected else float("nan"),
-            "p50": statistics.median(r["p50"] for r in rows), "p99": statistics.median(r["p99"] for r in rows),
+            "first": statistics.median(r["first"] for r in rows), "p50": statistics.median(r["p50"] for r in rows), "p99": statistics.median(r["p99"] for r in rows),
             "max": statistics.median(r["max"] for r in rows), "worst": max(r["max"] for r in rows)}
 
 
@@ -186,17 +186,17 @@ def main() -> None:
                 stack.stop()
             results[name].append(row)
             print(f"run {run_no + 1} {name:8s} connected {row['connected']:4d} failed {row['failed']:3d} | "
-                  f"per broadcast (median of {args.broadcasts}): p50 {row['p50']:7.1f} p99 {row['p99']:7.1f} "
+                  f"per broadcast (median of {args.broadcasts}): first {row['first']:6.1f} p50 {row['p50']:7.1f} p99 {row['p99']:7.1f} "
                   f"max {row['max']:7.1f} ms (worst {row['worst']:7.1f}) | lost {row['lost']} "
                   f"({row['lost_pct']:.1f} %)", flush=True)
 
     print(f"\nW2: {args.clients} clients in one group, {args.broadcasts} broadcasts x {args.runs} runs; "
           f"medians over runs of per-run medians (ms from trigger to arrival)")
-    print(f"{'':9s} {'p50':>7s} {'p99':>7s} {'max':>7s} {'lost %':>7s} {'failed':>6s}")
+    print(f"{'':9s} {'first':>7s} {'p50':>7s} {'p99':>7s} {'max':>7s} {'lost %':>7s} {'failed':>6s}")
     med = {}
     for name, rows in results.items():
-        med[name] = {key: statistics.median(r[key] for r in rows) for key in ("p50", "p99", "max", "lost_pct")}
-        print(f"{name:9s} {med[name]['p50']:7.1f} {med[name]['p99']:7.1f} {med[name]['max']:7.1f} "
+        med[name] = {key: statistics.median(r[key] for r in rows) for key in ("first", "p50", "p99", "max", "lost_pct")}
+        print(f"{name:9s} {med[name]['first']:7.1f} {med[name]['p50']:7.1f} {med[name]['p99']:7.1f} {med[name]['max']:7.1f} "
               f"{med[name]['lost_pct']:7.1f} {sum(r['failed'] for r in rows):6d}")
     if "ours" in results:
         for other in (n for n in names if n != "ours"):
