@@ -124,4 +124,4 @@ def ws_connect(port: int, path: str) -> websocket.WebSocket:
     return websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=10)
 
 
-__all__ = ["Proc", "free_port", "http_get", "manage", "project_env", "wait_for_port", "ws_connect"]
+__all__ = ["Proc", "deployment", "free_port", "http_get", "manage", "project_env", "wait_for_port", "ws_connect"]
