@@ -240,6 +240,103 @@ class BaseChannelLayer:
         """Return a channel name, unique to this call, that starts with ``pattern``."""
         return self.make_channel_name(pattern)
 
+    # -- batches (optional: these defaults loop over send/receive) ------------
+
+    def send_many(self, items: Iterable[tuple[str, Message]]) -> list[Exception | None]:
+        """Send several messages; return one result per item, in order.
+
+        Each result is None (queued) or the exception that item met:
+        ``ChannelFull``, ``MessageTooLarge``, or ``TypeError`` for a value
+        that cannot be encoded. The other items are still sent. Messages to
+        one channel are queued in the order given, and once one is refused
+        as full, the later ones in the batch to the same channel (for
+        process-specific channels: the same prefix) are refused too, so a
+        caller that retries the refused items keeps the channel's order.
+        Backends override this to send a batch in fewer round trips.
+
+        Raises:
+            TypeError: ``items`` is not a list of ``(channel, message)``
+                pairs, a channel name is invalid or a message is not a dict;
+                nothing was sent.
+        """
+        items = self.valid_send_items(items)
+        results: list[Exception | None] = []
+        refused: set[str] = set()
+        for channel, message in items:
+            queue = non_local_name(channel)
+            if queue in refused:
+                results.append(self.refused_after_full(channel))
+                continue
+            try:
+                self.send(channel, message)
+            except self.ChannelFull as exc:
+                refused.add(queue)
+                results.append(exc)
+            except (self.MessageTooLarge, TypeError) as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
+    def receive_many(
+        self, channels: list[str], max_messages: int, block: bool = False,
+    ) -> list[tuple[str, Message]]:
+        """Take up to ``max_messages`` messages from ``channels``.
+
+        Same delivery rules as ``receive`` (at most once, FIFO per channel,
+        process-specific channels received on their prefix and reported
+        under their full names). With ``block=True``, waits (up to the
+        layer's blocking timeout) only until one message is there, then
+        takes whatever else is already waiting. Backends override this to
+        take a batch in fewer round trips.
+
+        Returns:
+            A list of ``(channel, message)``, oldest first per channel;
+            empty if nothing came.
+
+        Raises:
+            TypeError: bad channel names.
+            ValueError: ``max_messages`` is not a positive integer.
+        """
+        channels = self.valid_channel_names(channels, receive=True)
+        self.valid_max_messages(max_messages)
+        received: list[tuple[str, Message]] = []
+        while len(received) < max_messages:
+            channel, message = self.receive(channels, block=block and not received)
+            if channel is None:
+                break
+            received.append((channel, message))
+        return received
+
+    def valid_send_items(self, items: Any) -> list[tuple[str, Message]]:
+        """Check a ``send_many`` batch; return it as a list of pairs, or raise ``TypeError``."""
+        if isinstance(items, (str, bytes, dict)) or not isinstance(items, Iterable):
+            raise TypeError(f"send_many takes a list of (channel, message) pairs, not {items!r}")
+        checked = []
+        for item in items:
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise TypeError(f"send_many items must be (channel, message) pairs, not {item!r}")
+            channel, message = item
+            self.valid_channel_name(channel)
+            if not isinstance(message, dict):
+                raise TypeError(f"Message for {channel!r} must be a dict, not {type(message).__name__}")
+            checked.append(item)
+        return checked
+
+    @staticmethod
+    def valid_max_messages(max_messages: Any) -> int:
+        """Check ``receive_many``'s ``max_messages``; return it or raise ``ValueError``."""
+        if not isinstance(max_messages, int) or isinstance(max_messages, bool) or max_messages < 1:
+            raise ValueError(f"max_messages must be a positive integer, not {max_messages!r}")
+        return max_messages
+
+    def refused_after_full(self, channel: str) -> ChannelFull:
+        """The ``ChannelFull`` of a batch item following a refused one on the same channel."""
+        return self.ChannelFull(
+            f"Channel {channel!r} is at capacity ({self.get_capacity(channel)}): an earlier message "
+            "to it in the same batch was refused, so this one was not queued ahead of it"
+        )
+
     # -- default async receives ---------------------------------------------
 
     def receive_twisted(self, channels: list[str]):

@@ -68,17 +68,35 @@ class Outbox:
     def flush(self, first: list[tuple[Any, dict]] | None = None) -> None:
         """Send everything held (``first`` before the rest), then run the callbacks.
 
-        A send that meets ``ChannelFull`` is retried for up to ``retry_time``.
+        Consecutive sends to channels go out with one ``send_many`` (one
+        round trip); group sends one by one, in their place. A send that
+        meets ``ChannelFull`` is retried for up to ``retry_time``, after the
+        later sends to that channel and before anything after the batch.
 
         Raises:
-            RuntimeError: a channel stayed full; the remaining sends are lost.
+            RuntimeError: a channel stayed full; the sends after the batch
+                it was in are lost.
+            MessageTooLarge, TypeError: a held message could not be sent;
+                likewise.
         """
         entries = (first or []) + self._local.entries
         after = self._local.after
         self.end()
         try:
-            for target, content in entries:
-                self._send(target, content)
+            index = 0
+            while index < len(entries):
+                target = entries[index][0]
+                layer = target.channel_layer
+                end = index + 1
+                if target.layer_method == "send" and getattr(layer, "send_many", None) is not None:
+                    while (end < len(entries) and entries[end][0].layer_method == "send"
+                           and entries[end][0].channel_layer is layer):
+                        end += 1
+                if end - index == 1:
+                    self._send(target, entries[index][1])
+                else:
+                    self._send_many(layer, entries[index:end])
+                index = end
         finally:
             for callback in after:
                 callback()
@@ -95,6 +113,38 @@ class Outbox:
         self._local.entries = None
         self._local.after = []
         self._local.watch = None
+
+    def _send_many(self, layer: Any, entries: list[tuple[Any, dict]]) -> None:
+        """Send held messages to channels of one layer in one batch, retrying full ones."""
+        pending = entries
+        deadline = None
+        failures: dict[int, BaseException] = {}
+        while True:
+            results = layer.send_many([(target.name, content) for target, content in pending])
+            full = []
+            for entry, result in zip(pending, results):
+                if isinstance(result, layer.ChannelFull):
+                    full.append(entry)
+                elif result is not None:
+                    failures[id(entry)] = result
+            if not full:
+                break
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.retry_time
+            if now >= deadline:
+                for entry in full:
+                    failures[id(entry)] = RuntimeError(
+                        f"Could not send a held message to {entry[0]}: it stayed full for {self.retry_time}s. "
+                        "Consume faster, raise the channel's capacity, or send with immediately=True "
+                        "and handle ChannelFull yourself."
+                    )
+                break
+            time.sleep(self.retry_interval)  # the channel is full: give its reader time
+            pending = full
+        for entry in entries:  # the first failure in the order the consumer sent
+            if id(entry) in failures:
+                raise failures[id(entry)]
 
     def _send(self, target: Any, content: dict) -> None:
         deadline = None

@@ -4,8 +4,9 @@ The server listens on one process-specific channel prefix
 (``interface.response.<random>!``); each request or WebSocket gets a name
 under it from ``layer.new_channel``. Replies are received without polling:
 through the layer's native ``receive_twisted`` when it has one, otherwise
-on a dedicated thread blocking in ``layer.receive(..., block=True)`` that
-hands each message to the reactor.
+on a dedicated thread blocking in ``layer.receive_many(..., block=True)``
+that takes every reply waiting (up to :data:`REPLY_BATCH`) in one round trip
+and hands the batch to the reactor in one ``callFromThread``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from twisted.internet import reactor as default_reactor
 logger = logging.getLogger(__name__)
 
 PREFIX_BASE = "interface.response."
+
+REPLY_BATCH = 200
+"""Most replies taken from the layer (and handed to the reactor) at once."""
 
 
 class ReplyTarget(Protocol):
@@ -132,12 +136,19 @@ class ReplyReceiver:
     def _receive_blocking(self) -> None:
         channels = [self.prefix]
         call = self.reactor.callFromThread
-        dispatch = self.dispatch
-        receive = self.layer.receive
+        dispatch = self.dispatch_many
+        receive_many = getattr(self.layer, "receive_many", None)
+        if receive_many is None:
+            receive = self.layer.receive
+
+            def receive_many(channels: list[str], max_messages: int, block: bool) -> list:
+                channel, message = receive(channels, block=block)
+                return [] if channel is None else [(channel, message)]
+
         backoff = 0.1
         while self._running:
             try:
-                channel, message = receive(channels, block=True)
+                batch = receive_many(channels, REPLY_BATCH, block=True)
             except Exception as exc:
                 # Redis down and the like: keep the thread alive and retry.
                 logger.error("Channel layer receive failed (%s); retrying in %.1fs", exc, backoff)
@@ -145,6 +156,11 @@ class ReplyReceiver:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.1
-            if channel is not None:
-                call(dispatch, channel, message)
+            if batch:
+                call(dispatch, batch)
 
+    def dispatch_many(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        """Hand each received message of a batch to its target, in order (reactor thread)."""
+        dispatch = self.dispatch
+        for channel, message in batch:
+            dispatch(channel, message)

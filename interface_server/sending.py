@@ -5,6 +5,12 @@ reactor thread it stalls every connection for its duration, so the hot-path
 sends (``http.request``, ``websocket.*``, ``http.disconnect``) go to a few
 sender threads instead. Each connection is pinned to one thread, so its
 messages keep their order (``order`` numbers arrive in sequence).
+
+A sender thread takes everything queued for it at once and sends it with
+one ``layer.send_many`` (one round trip per Redis shard, however many
+connections the batch serves), so under load the round trips per message
+fall as the batches grow, and an idle server still sends each message the
+moment it is queued.
 """
 
 from __future__ import annotations
@@ -13,13 +19,26 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 logger = logging.getLogger(__name__)
 
 OnError = Callable[[BaseException], object]
 
 _STOP = object()
+
+MAX_BATCH = 200
+"""Most messages one ``send_many`` carries."""
+
+
+class Job(NamedTuple):
+    """One queued send."""
+
+    key: int
+    channel: str
+    message: dict[str, Any]
+    on_error: OnError | None
+    retry_full: bool
 
 
 class Sender:
@@ -55,48 +74,102 @@ class Sender:
         the send fails (after retries, with ``retry_full``).
         """
         if not self.queues:
-            self._deliver(channel, message, on_error, retry_full, inline=True)
+            self._deliver(channel, message, on_error, retry_full)
             return
-        self.queues[key % len(self.queues)].put((channel, message, on_error, retry_full))
+        self.queues[key % len(self.queues)].put(Job(key, channel, message, on_error, retry_full))
+
+    # -- sender threads --------------------------------------------------------
 
     def _run(self, jobs: queue.SimpleQueue) -> None:
-        while True:
-            job = jobs.get()
-            if job is _STOP:
-                return
-            self._deliver(*job, inline=False)
+        carried: list[Job] = []
+        stopping = False
+        while not stopping or carried:
+            batch = carried
+            if not stopping and len(batch) < MAX_BATCH:
+                try:
+                    # Block only when nothing is carried over from the last batch.
+                    job = jobs.get() if not batch else jobs.get_nowait()
+                    while True:
+                        if job is _STOP:
+                            stopping = True
+                            break
+                        batch.append(job)
+                        if len(batch) >= MAX_BATCH:
+                            break
+                        job = jobs.get_nowait()
+                except queue.Empty:
+                    pass
+            if not batch:
+                continue
+            batch, carried = split_batch(batch)
+            try:
+                self._send_batch(batch)
+            except Exception:  # a bug here must not end the thread: log it, carry on
+                logger.exception("Sending a batch of %d messages failed", len(batch))
 
-    def _deliver(self, channel: str, message: dict[str, Any], on_error: OnError | None, retry_full: bool,
-                 inline: bool) -> None:
+    def _send_batch(self, batch: list[Job]) -> None:
         layer = self.layer
         try:
+            results = send_many(layer, [(job.channel, job.message) for job in batch])
+        except Exception as exc:
+            # Redis down and the like: every message of the batch met it.
+            results = [exc] * len(batch)
+        retry: list[Job] = []
+        for job, result in zip(batch, results):
+            if result is None:
+                continue
+            if job.retry_full and isinstance(result, layer.ChannelFull):
+                retry.append(job)
+            else:
+                self._failed(job.channel, job.on_error, result)
+        if retry:
+            self._retry(retry)
+
+    def _retry(self, jobs: list[Job]) -> None:
+        """Retry sends that found their channel full, briefly, with growing pauses.
+
+        The thread's other connections wait meanwhile, as do the retried
+        connections' later messages (:func:`split_batch` held those back),
+        so every connection's order is kept.
+        """
+        layer = self.layer
+        deadline = time.monotonic() + self.full_retry
+        delay = 0.005
+        while jobs:
+            time.sleep(delay)  # a pause between attempts on a full channel, not a wait for an event
             try:
-                layer.send(channel, message)
-            except layer.ChannelFull:
-                if not retry_full or inline:
-                    raise
-                self._retry(channel, message)
+                results = send_many(layer, [(job.channel, job.message) for job in jobs])
+            except Exception as exc:
+                results = [exc] * len(jobs)
+            last_try = time.monotonic() + delay > deadline
+            still = []
+            for job, result in zip(jobs, results):
+                if result is None:
+                    continue
+                if isinstance(result, layer.ChannelFull) and not last_try:
+                    still.append(job)
+                else:
+                    self._failed(job.channel, job.on_error, result)
+            jobs = still
+            delay = min(delay * 2, 0.1)
+
+    def _failed(self, channel: str, on_error: OnError | None, exc: BaseException) -> None:
+        if on_error is None:
+            logger.warning("Could not send on %s: %s", channel, exc)
+        else:
+            self.reactor.callFromThread(on_error, exc)
+
+    # -- inline sends (no sender threads) ---------------------------------------
+
+    def _deliver(self, channel: str, message: dict[str, Any], on_error: OnError | None, retry_full: bool) -> None:
+        """Send in the caller's thread; no retries (they would stall the reactor)."""
+        try:
+            self.layer.send(channel, message)
         except Exception as exc:
             if on_error is None:
                 logger.warning("Could not send on %s: %s", channel, exc)
-            elif inline:
-                on_error(exc)
             else:
-                self.reactor.callFromThread(on_error, exc)
-
-    def _retry(self, channel: str, message: dict[str, Any]) -> None:
-        """Retry a send that found the channel full, briefly, with growing pauses."""
-        deadline = time.monotonic() + self.full_retry
-        delay = 0.005
-        while True:
-            time.sleep(delay)  # a pause between attempts on a full channel, not a wait for an event
-            try:
-                self.layer.send(channel, message)
-                return
-            except self.layer.ChannelFull:
-                if time.monotonic() + delay > deadline:
-                    raise
-                delay = min(delay * 2, 0.1)
+                on_error(exc)
 
     def close(self, timeout: float = 2.0) -> None:
         """Send what is queued (up to ``timeout``), then stop the threads."""
@@ -105,3 +178,50 @@ class Sender:
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def split_batch(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
+    """Split queued jobs into what one ``send_many`` may carry and what must wait.
+
+    A message retried on ``ChannelFull`` must stay ahead of its connection's
+    later messages. The layer refuses later messages to a channel after a
+    refused one, so those come back to be retried in order; a later message
+    of the same connection to *another* channel would not, so from there on
+    that connection's messages wait for the next batch.
+
+    Returns:
+        ``(now, later)``, each in queue order.
+    """
+    now: list[Job] = []
+    later: list[Job] = []
+    held: set[int] = set()
+    retried_on: dict[int, str] = {}
+    for job in jobs:
+        if job.key in held:
+            later.append(job)
+            continue
+        channel = retried_on.get(job.key)
+        if channel is not None and channel != job.channel:
+            held.add(job.key)
+            later.append(job)
+            continue
+        if job.retry_full:
+            retried_on[job.key] = job.channel
+        now.append(job)
+    return now, later
+
+
+def send_many(layer: Any, items: list[tuple[str, dict[str, Any]]]) -> list[BaseException | None]:
+    """``layer.send_many(items)``, or one ``send`` each for a layer without it."""
+    method = getattr(layer, "send_many", None)
+    if method is not None:
+        return method(items)
+    results: list[BaseException | None] = []
+    for channel, message in items:
+        try:
+            layer.send(channel, message)
+        except Exception as exc:
+            results.append(exc)
+        else:
+            results.append(None)
+    return results

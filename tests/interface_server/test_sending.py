@@ -1,0 +1,83 @@
+"""The sender threads batch queued messages into ``send_many`` calls without reordering a connection."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from asgi_backends.inmemory import ChannelLayer
+from interface_server.sending import Job, Sender, split_batch
+
+
+def job(key, channel, retry_full=False):
+    return Job(key, channel, {"key": key, "channel": channel}, None, retry_full)
+
+
+def test_split_batch_holds_back_what_could_overtake_a_retried_message():
+    jobs = [job(1, "websocket.receive", True), job(2, "http.request"), job(1, "websocket.receive", True),
+            job(1, "websocket.disconnect"), job(2, "http.disconnect"), job(1, "websocket.receive", True),
+            job(3, "websocket.disconnect")]
+    now, later = split_batch(jobs)
+    # Connection 1 may send more frames in the batch, but its disconnect (another
+    # channel) and everything after it wait for the next batch.
+    assert now == [jobs[0], jobs[1], jobs[2], jobs[4], jobs[6]]
+    assert later == [jobs[3], jobs[5]]
+    assert split_batch(later) == ([jobs[3], jobs[5]], [])
+
+
+class Reactor:
+    """Runs ``callFromThread`` callbacks at once, in the sender thread, recording them."""
+
+    def __init__(self):
+        self.calls = []
+
+    def callFromThread(self, function, *args):
+        self.calls.append(args)
+        function(*args)
+
+
+def test_sender_batches_keeps_order_and_retries_full_channels():
+    layer = ChannelLayer(capacity=3)
+    calls = []
+    send_many = layer.send_many
+
+    def counting_send_many(items):
+        calls.append(len(items))
+        return send_many(items)
+
+    layer.send_many = counting_send_many
+    errors = []
+    sender = Sender(layer, Reactor(), threads=1, full_retry=2.0)
+    for n in range(3):
+        layer.send("frames", {"n": -1 - n})  # full before the sender starts
+    for n in range(10):
+        sender.send(7, "frames", {"n": n}, errors.append, retry_full=True)
+    sender.send(7, "goodbye", {"n": "bye"}, errors.append)
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < 13 and time.monotonic() < deadline:
+        channel, message = layer.receive(["frames"], block=True)
+        if channel is not None:
+            got.append(message["n"])
+    assert got == [-1, -2, -3, *range(10)]
+    assert layer.receive(["goodbye"], block=True) == ("goodbye", {"n": "bye"})
+    sender.close()
+    assert errors == []
+    assert sum(calls) >= 11 and len(calls) < 11 + 10  # batched, retries included
+
+
+def test_sender_reports_a_channel_that_stays_full():
+    layer = ChannelLayer(capacity=1)
+    layer.send("frames", {"n": 0})
+    failed = threading.Event()
+    errors = []
+
+    def on_error(exc):
+        errors.append(exc)
+        failed.set()
+
+    sender = Sender(layer, Reactor(), threads=1, full_retry=0.2)
+    sender.send(1, "frames", {"n": 1}, on_error, retry_full=True)
+    assert failed.wait(5)
+    assert isinstance(errors[0], layer.ChannelFull)
+    sender.close()
