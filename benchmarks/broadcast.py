@@ -125,7 +125,8 @@ async def broadcast_once(members: Members, host: str, port: int, stamp: int, win
         last = time.perf_counter()
     times = [(t - started) * 1000 for t in got.values()]
     return {"expected": expected, "got": len(times), "lost": expected - len(times),
-            "first": min(times, default=float("nan")), "p50": percentile(times, 0.50), "p99": percentile(times, 0.99), "max": max(times, default=float("nan"))}
+            "first": min(times, default=float("nan")), "p50": percentile(times, 0.50),
+            "p99": percentile(times, 0.99), "max": max(times, default=float("nan"))}
 
 
 async def session(port: int, clients: int, broadcasts: int, in_flight: int, window: float, quiet: float,
@@ -150,8 +151,8 @@ async def session(port: int, clients: int, broadcasts: int, in_flight: int, wind
     lost = sum(r["lost"] for r in rows)
     return {"connected": connected, "failed": members.failed, "lost": lost,
             "lost_pct": 100 * lost / expected if expected else float("nan"),
-            "first": statistics.median(r["first"] for r in rows), "p50": statistics.median(r["p50"] for r in rows), "p99": statistics.median(r["p99"] for r in rows),
-            "max": statistics.median(r["max"] for r in rows), "worst": max(r["max"] for r in rows)}
+            **{key: statistics.median(r[key] for r in rows) for key in ("first", "p50", "p99", "max")},
+            "worst": max(r["max"] for r in rows)}
 
 
 def main() -> None:
@@ -161,7 +162,8 @@ def main() -> None:
     parser.add_argument("--broadcasts", type=int, default=10, help="measured broadcasts per run")
     parser.add_argument("--in-flight", type=int, default=50, help="handshakes in flight while connecting")
     parser.add_argument("--window", type=float, default=5.0, help="longest wait for one broadcast, s")
-    parser.add_argument("--quiet", type=float, default=1.0, help="a broadcast ends after this long without arrivals, s")
+    parser.add_argument("--quiet", type=float, default=1.0,
+                        help="a broadcast ends after this long without arrivals, s")
     parser.add_argument("--pause", type=float, default=0.3, help="gap between broadcasts, s")
     parser.add_argument("--stacks", default=",".join(STACK_NAMES))
     parser.add_argument("--old-venv", default="/tmp/channels1-venv")
@@ -186,8 +188,8 @@ def main() -> None:
                 stack.stop()
             results[name].append(row)
             print(f"run {run_no + 1} {name:8s} connected {row['connected']:4d} failed {row['failed']:3d} | "
-                  f"per broadcast (median of {args.broadcasts}): first {row['first']:6.1f} p50 {row['p50']:7.1f} p99 {row['p99']:7.1f} "
-                  f"max {row['max']:7.1f} ms (worst {row['worst']:7.1f}) | lost {row['lost']} "
+                  f"per broadcast (median of {args.broadcasts}): first {row['first']:6.1f} p50 {row['p50']:7.1f} "
+                  f"p99 {row['p99']:7.1f} max {row['max']:7.1f} ms (worst {row['worst']:7.1f}) | lost {row['lost']} "
                   f"({row['lost_pct']:.1f} %)", flush=True)
 
     print(f"\nW2: {args.clients} clients in one group, {args.broadcasts} broadcasts x {args.runs} runs; "
@@ -195,9 +197,10 @@ def main() -> None:
     print(f"{'':9s} {'first':>7s} {'p50':>7s} {'p99':>7s} {'max':>7s} {'lost %':>7s} {'failed':>6s}")
     med = {}
     for name, rows in results.items():
-        med[name] = {key: statistics.median(r[key] for r in rows) for key in ("first", "p50", "p99", "max", "lost_pct")}
-        print(f"{name:9s} {med[name]['first']:7.1f} {med[name]['p50']:7.1f} {med[name]['p99']:7.1f} {med[name]['max']:7.1f} "
-              f"{med[name]['lost_pct']:7.1f} {sum(r['failed'] for r in rows):6d}")
+        med[name] = values = {key: statistics.median(r[key] for r in rows)
+                              for key in ("first", "p50", "p99", "max", "lost_pct")}
+        print(f"{name:9s} {values['first']:7.1f} {values['p50']:7.1f} {values['p99']:7.1f} {values['max']:7.1f} "
+              f"{values['lost_pct']:7.1f} {sum(r['failed'] for r in rows):6d}")
     if "ours" in results:
         for other in (n for n in names if n != "ours"):
             pairs = list(zip(results["ours"], results[other]))

@@ -186,14 +186,15 @@ def main() -> None:
             results[name].append(row)
             print(f"run {run_no + 1} {name:4s} held {row['held']:5d} of {args.connections} "
                   f"(accepted {row['accepted']}, closed later {row['closed_later']}), failed {row['failed']} "
-                  f"{row['failures'] or ''} in {row['connect_s']:.1f}s | server RSS {row['rss_before_kib'] / 1024:.1f}"
-                  f" -> {row['rss_after_kib'] / 1024:.1f} MiB, {row['kib_per_held']:.1f} KiB per held connection",
+                  f"{row['failures'] or ''} in {row['connect_s']:.1f}s | server RSS "
+                  f"{row['rss_before_kib'] / 1024:.1f} -> {row['rss_after_kib'] / 1024:.1f} MiB, "
+                  f"{row['kib_per_held']:.1f} KiB per held connection",
                   flush=True)
 
     print(f"\nC1: {args.connections} idle WebSockets, {args.in_flight} handshakes in flight, capacity "
           f"{args.capacity}; medians of {args.runs} runs")
-    med = {name: {key: statistics.median(r[key] for r in rows) for key in ("held", "failed", "kib_per_held", "connect_s")}
-           for name, rows in results.items()}
+    keys = ("held", "failed", "kib_per_held", "connect_s")
+    med = {name: {key: statistics.median(r[key] for r in rows) for key in keys} for name, rows in results.items()}
     for name, values in med.items():
         print(f"  {name:4s} held {values['held']:7.0f}  failed {values['failed']:7.0f}  "
               f"{values['kib_per_held']:5.1f} KiB per held connection  "
