@@ -85,6 +85,7 @@ class Members:
 
 async def join(members: Members, index: int, host: str, port: int, gate: asyncio.Semaphore,
                tasks: list[asyncio.Task]) -> None:
+    """Connect client ``index`` to ``/bench/`` (at most ``gate`` handshakes at once) and start its listener."""
     async with gate:
         try:
             reader, writer = await asyncio.wait_for(handshake(host, port, "/bench/"), 15)
@@ -106,6 +107,7 @@ async def trigger(host: str, port: int, stamp: int) -> None:
 
 
 async def broadcast_once(members: Members, host: str, port: int, stamp: int, window: float, quiet: float) -> dict:
+    """Trigger broadcast ``stamp``; return arrival figures (ms since the trigger) once its window closes."""
     expected = members.open
     members.progress.clear()
     started = time.perf_counter()
@@ -131,6 +133,7 @@ async def broadcast_once(members: Members, host: str, port: int, stamp: int, win
 
 async def session(port: int, clients: int, broadcasts: int, in_flight: int, window: float, quiet: float,
                   pause: float) -> dict:
+    """Connect ``clients`` members, run a warm-up and ``broadcasts`` measured broadcasts; return the run's figures."""
     host = "127.0.0.1"
     members = Members()
     tasks: list[asyncio.Task] = []

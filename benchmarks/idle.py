@@ -86,6 +86,7 @@ class Pool:
         self.tasks: list[asyncio.Task] = []
 
     async def attempt(self, host: str, port: int, gate: asyncio.Semaphore, timeout: float, deadline: float) -> None:
+        """One handshake to ``/echo/``: on success start its watcher, otherwise count the failure by cause."""
         async with gate:
             if time.monotonic() > deadline:
                 self.failures["not attempted (deadline)"] += 1
@@ -127,6 +128,7 @@ class Pool:
 
 async def session(port: int, server_pid: int, connections: int, in_flight: int, hold: float, timeout: float,
                   connect_seconds: float) -> dict:
+    """Open the idle connections, hold them ``hold`` s, and return held/failed counts and the server's RSS."""
     pool = Pool()
     gate = asyncio.Semaphore(in_flight)
     rss_before = rss_kib(server_pid)
