@@ -63,6 +63,11 @@ class Sender:
             threading.Thread(target=self._run, args=(q,), name=f"layer-sender-{i}", daemon=True)
             for i, q in enumerate(self.queues)
         ]
+        # Sends made in one reactor turn (the frames of every socket one poll
+        # found readable) reach their thread together, waking it once.
+        self._coalesce = threads > 0 and callable(getattr(reactor, "callLater", None))
+        self._held: dict[int, list[Job]] = {}
+        self._hand_over_scheduled = False
         for thread in self.threads:
             thread.start()
 
@@ -70,13 +75,33 @@ class Sender:
              retry_full: bool = False) -> None:
         """Send ``message`` on ``channel``, after earlier sends with the same ``key``.
 
-        ``on_error`` is called in the reactor thread with the exception if
-        the send fails (after retries, with ``retry_full``).
+        Call it in the reactor thread. ``on_error`` is called in the reactor
+        thread with the exception if the send fails (after retries, with
+        ``retry_full``).
         """
         if not self.queues:
             self._deliver(channel, message, on_error, retry_full)
             return
-        self.queues[key % len(self.queues)].put(Job(key, channel, message, on_error, retry_full))
+        job = Job(key, channel, message, on_error, retry_full)
+        index = key % len(self.queues)
+        if not self._coalesce:
+            self.queues[index].put(job)
+            return
+        held = self._held.get(index)
+        if held is not None:
+            held.append(job)
+            return
+        self._held[index] = [job]
+        if not self._hand_over_scheduled:
+            self._hand_over_scheduled = True
+            self.reactor.callLater(0, self._hand_over)
+
+    def _hand_over(self) -> None:
+        """Give each sender thread what this reactor turn queued for it, in one wake-up."""
+        self._hand_over_scheduled = False
+        held, self._held = self._held, {}
+        for index, jobs in held.items():
+            self.queues[index].put(jobs)
 
     # -- sender threads --------------------------------------------------------
 
@@ -93,7 +118,10 @@ class Sender:
                         if job is _STOP:
                             stopping = True
                             break
-                        batch.append(job)
+                        if type(job) is list:
+                            batch.extend(job)
+                        else:
+                            batch.append(job)
                         if len(batch) >= MAX_BATCH:
                             break
                         job = jobs.get_nowait()
@@ -172,7 +200,11 @@ class Sender:
                 on_error(exc)
 
     def close(self, timeout: float = 2.0) -> None:
-        """Send what is queued (up to ``timeout``), then stop the threads."""
+        """Send what is queued (up to ``timeout``), then stop the threads.
+
+        Call it in the reactor thread, like :meth:`send`.
+        """
+        self._hand_over()
         for jobs in self.queues:
             jobs.put(_STOP)
         deadline = time.monotonic() + timeout
