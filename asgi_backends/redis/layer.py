@@ -99,6 +99,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self._shards = self._make_shards(hosts, dict(connection_kwargs or {}), pool_size)
         self._ring = HashRing(self._shards)
         self._route_cache: dict[str, tuple[Shard, str]] = {}
+        self._without_blmpop: set[Shard] = set()
 
     def _make_shards(self, hosts: Sequence[Any] | None, options: dict[str, Any], pool_size: int) -> list[Shard]:
         if hosts is None:
@@ -257,9 +258,11 @@ class RedisChannelLayer(BaseChannelLayer):
 
         Each shard's lists are emptied one entry from each in turn by one Lua
         call, so a busy channel cannot fill the batch alone. With
-        ``block=True`` and nothing waiting, waits in ``BLPOP`` (up to
-        ``blocking_timeout``) for one message, then takes whatever else is
-        already waiting, up to ``max_messages``.
+        ``block=True`` and nothing waiting, waits (up to ``blocking_timeout``)
+        for a message: on one shard with ``BLMPOP``, which also takes what
+        was pushed with it (a burst) up to ``max_messages``, in the same
+        round trip; across shards (or on Redis < 7.0) with ``BLPOP``,
+        followed by a non-blocking top-up.
 
         Returns:
             ``(channel, message)`` pairs, oldest first per channel; empty if
@@ -283,6 +286,11 @@ class RedisChannelLayer(BaseChannelLayer):
             return received
         if len(targets) == 1:
             shard, keys = targets[0]
+            if max_messages > 1 and shard not in self._without_blmpop:
+                entries = self._blocking_pop_many(shard, keys, max_messages)
+                if entries is not None:
+                    self._decode_into(entries, received)
+                    return received
             popped = shard.execute("BLPOP", *keys, self.blocking_timeout)
         else:
             popped = pop_many(targets, self.blocking_timeout)
@@ -296,6 +304,23 @@ class RedisChannelLayer(BaseChannelLayer):
             # What was pushed with it (a burst) comes in the same batch.
             received.extend(self._take_many(targets, max_messages - len(received)))
         return received
+
+    def _blocking_pop_many(self, shard: Shard, keys: list[str], count: int) -> list[bytes] | None:
+        """``BLMPOP``: wait for the first list to fill, take up to ``count`` of it in one go.
+
+        Returns the entries, ``[]`` if the wait timed out, or None on a Redis
+        older than 7.0 (no ``BLMPOP``; the caller falls back to ``BLPOP``).
+        """
+        try:
+            popped = shard.execute("BLMPOP", self.blocking_timeout, len(keys), *keys, "LEFT", "COUNT", count)
+        except redis.ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+            logger.info("Redis at %s has no BLMPOP (Redis < 7.0); blocking batch receives use BLPOP", shard.label)
+            self._without_blmpop.add(shard)
+            return None
+        # The lists were empty a moment ago, so these entries are fresh.
+        return [] if popped is None else popped[1]
 
     def _take_many(self, targets: list[tuple[Shard, list[str]]], wanted: int) -> list[tuple[str, Message]]:
         # Each shard first gets its share of the batch, so channels on one

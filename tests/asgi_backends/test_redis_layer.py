@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 
@@ -12,6 +15,7 @@ import redis
 from asgi_backends.conformance import wait_for
 from asgi_backends.exceptions import ChannelFull
 from asgi_backends.redis import RedisChannelLayer
+from tests.support.redis_server import free_port
 
 
 @pytest.fixture
@@ -146,6 +150,68 @@ def test_messages_encrypted_at_rest(redis_server, raw):
     assert b"CARD-NUMBER" not in stored and b"PLAINBYTES" not in stored
     assert layer.receive(["rt.secret"]) == ("rt.secret", secret)
     layer.flush()
+
+
+def test_batches_encrypted_at_rest_and_undecryptable_entries_skipped(redis_server, raw, caplog):
+    layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", symmetric_encryption_keys=["s3cret"])
+    other = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", symmetric_encryption_keys=["other"])
+    secret = {"card": "CARD-NUMBER-4111-1111", "blob": b"PLAINBYTES"}
+    assert layer.send_many([("rt.secret", secret), ("rt.secret", {"n": 2})]) == [None, None]
+    assert other.send_many([("rt.secret", {"n": "foreign"})]) == [None]
+    layer.send("rt.secret", {"n": 4})
+    stored = raw.lrange("rt:rt.secret", 0, -1)
+    assert len(stored) == 4 and not any(b"CARD-NUMBER" in entry or b"PLAINBYTES" in entry for entry in stored)
+    with caplog.at_level(logging.ERROR, logger="asgi_backends.redis.layer"):
+        got = layer.receive_many(["rt.secret"], 10)
+    assert got == [("rt.secret", secret), ("rt.secret", {"n": 2}), ("rt.secret", {"n": 4})]
+    assert len([r for r in caplog.records if "Dropped" in r.getMessage()]) == 1
+    layer.flush()
+
+
+def test_batch_scripts_reloaded_after_script_flush(layer, raw):
+    raw.script_flush()
+    assert layer.send_many([("rt.script", {"n": 1}), ("rt.script", {"n": 2})]) == [None, None]
+    raw.script_flush()
+    assert layer.receive_many(["rt.script"], 5) == [("rt.script", {"n": 1}), ("rt.script", {"n": 2})]
+
+
+def test_blocking_batch_receive_without_blmpop(caplog):
+    # Redis before 7.0 has no BLMPOP: a server with the command renamed away stands in for one.
+    port = free_port()
+    directory = tempfile.mkdtemp(prefix="redis-test-")
+    process = subprocess.Popen(
+        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", directory, "--rename-command", "BLMPOP", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        layer = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{port}/0"], prefix="rt:", blocking_timeout=2)
+        wait_for(lambda: _answers(layer))
+        timer = threading.Timer(0.2, layer.send_many, args=([("rt.old", {"n": n}) for n in range(3)],))
+        timer.start()
+        with caplog.at_level(logging.INFO, logger="asgi_backends.redis.layer"):
+            got = layer.receive_many(["rt.old"], 5, block=True)
+        timer.join()
+        got += layer.receive_many(["rt.old"], 5)
+        assert got == [("rt.old", {"n": n}) for n in range(3)]
+        assert any("no BLMPOP" in record.getMessage() for record in caplog.records)
+        # Remembered: the next blocking batch goes straight to BLPOP.
+        caplog.clear()
+        layer.send("rt.old", {"n": 3})
+        assert layer.receive_many(["rt.old"], 5, block=True) == [("rt.old", {"n": 3})]
+        assert not caplog.records
+        layer.close()
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _answers(layer):
+    try:
+        return layer.receive_many(["rt.ping"], 1) == []
+    except Exception:
+        return False
 
 
 def test_key_rotation(redis_server, caplog):
