@@ -13,10 +13,10 @@ second signal ends the process at once.
 
 from __future__ import annotations
 
-import collections
 import fnmatch
 import logging
 import os
+import queue
 import secrets
 import signal
 import threading
@@ -119,9 +119,6 @@ class Worker:
         self._signals_seen = 0
         self._requeuer = Requeuer(channel_layer)
         self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._has_room = threading.Condition(self._lock)
-        self._has_items = threading.Condition(self._lock)
         self._match = router.match
         self._make_message = self.hooks.make_message
         self._call = self.hooks.call
@@ -140,12 +137,9 @@ class Worker:
                     f", prefetching {self.prefetch}" if self.prefetch else "")
         self.hooks.ready(self)
         if self.prefetch:
-            # Messages received ahead, and how many are held in this process
-            # (ready or in a thread's hands); the receiver waits for room,
-            # consumer threads for messages.
-            self._ready: collections.deque = collections.deque()
-            self._held = 0
-            self._receiving = True
+            self._ready: queue.SimpleQueue = queue.SimpleQueue()
+            # One slot per message held in this process: in a thread's hands or ready.
+            self._slots = threading.Semaphore(self.threads + self.prefetch)
             targets = [(self._receive_ahead, "worker-receiver")]
             targets += [(self._consume_ready, f"worker-{index}") for index in range(self.threads)]
         else:
@@ -176,8 +170,6 @@ class Worker:
         if self._stopping.is_set():
             return
         self._stopping.set()
-        with self._lock:
-            self._has_room.notify_all()  # a prefetching receiver waiting for room
         # Wake the threads blocked in receive; each takes one wake-up message.
         for _ in range(1 if self.prefetch else self.threads):
             try:
@@ -222,63 +214,50 @@ class Worker:
         """Prefetch mode: receive while consumer threads work; hand messages over in order.
 
         Up to ``threads + prefetch`` messages are held in this process (in a
-        thread's hands or ready). The free room is filled with one
-        ``receive_many`` round trip, and only once the ready messages fell to
-        half of ``prefetch``: under load that takes several messages per
-        round trip, and a message left in the layer a little longer waits
-        no longer than it would have in the ready queue (while another
-        worker process can still take it).
+        thread's hands or ready), one slot each; whatever slots are free are
+        filled with one ``receive_many`` round trip.
         """
         receive_many = _batch_receiver(self.channel_layer)
         listen = self._listen
         control = self.control_prefix
-        capacity = self.threads + self.prefetch
-        low_water = self.prefetch // 2
-        lock = self._lock
+        slots = self._slots
+        ready = self._ready
         try:
             while True:
-                with lock:
-                    while not self._stopping.is_set() and (
-                        self._held >= capacity or len(self._ready) > low_water
-                    ):
-                        self._has_room.wait()
+                slots.acquire()
+                free = 1
+                while slots.acquire(blocking=False):
+                    free += 1
+                while True:
                     if self._stopping.is_set():
+                        slots.release(free)
                         return
-                    free = capacity - self._held
-                try:
-                    batch = receive_many(listen, free, block=True)
-                except Exception:
-                    logger.exception("Receiving from the channel layer failed; retrying")
-                    self._stopping.wait(0.5)  # back off while the layer is down
-                    continue
-                batch = [item for item in batch if not item[0].startswith(control)]
-                if batch:
-                    with lock:
-                        self._ready.extend(batch)
-                        self._held += len(batch)
-                        self._has_items.notify(len(batch))
+                    try:
+                        batch = receive_many(listen, free, block=True)
+                    except Exception:
+                        logger.exception("Receiving from the channel layer failed; retrying")
+                        self._stopping.wait(0.5)  # back off while the layer is down
+                        continue
+                    batch = [item for item in batch if not item[0].startswith(control)]
+                    if batch:
+                        break
+                for item in batch:
+                    ready.put(item)
+                if len(batch) < free:
+                    slots.release(free - len(batch))
         finally:
-            with lock:
-                self._receiving = False  # after every prefetched message: nothing is dropped
-                self._has_items.notify_all()
+            for _ in range(self.threads):
+                ready.put(None)  # after every prefetched message: nothing is dropped
 
     def _consume_ready(self) -> None:
-        lock = self._lock
-        ready = self._ready
         while True:
-            with lock:
-                while not ready and self._receiving:
-                    self._has_items.wait()
-                if not ready:
-                    return
-                item = ready.popleft()
-                self._has_room.notify()  # the ready messages fell: maybe time to refill
+            item = self._ready.get()
+            if item is None:
+                return
             try:
                 self.handle(*item)
             finally:
-                with lock:
-                    self._held -= 1
-                    self._has_room.notify()
+                self._slots.release()
 
     def handle(self, channel: str, content: dict) -> None:
         """Route one message and run its consumer, containing every failure."""

@@ -218,6 +218,13 @@ class RedisChannelLayer(BaseChannelLayer):
                 before the failure may have queued their share.
         """
         items = self.valid_send_items(items)
+        if len(items) == 1:
+            # One message: the single-send script is the cheaper call.
+            try:
+                self.send(*items[0])
+            except (self.ChannelFull, self.MessageTooLarge, TypeError) as exc:
+                return [exc]
+            return [None]
         results: list[Exception | None] = [None] * len(items)
         batches: dict[Shard, tuple[list[int], list[Any]]] = {}
         crypter = self._crypter
@@ -273,8 +280,12 @@ class RedisChannelLayer(BaseChannelLayer):
             ValueError: ``max_messages`` is not a positive integer.
             LayerUnavailable: Redis cannot be reached.
         """
-        channels = self.valid_channel_names(channels, receive=True)
         self.valid_max_messages(max_messages)
+        if max_messages == 1:
+            # One message: the single-receive script is the cheaper call.
+            channel, message = self.receive(channels, block=block)
+            return [] if channel is None else [(channel, message)]
+        channels = self.valid_channel_names(channels, receive=True)
         if len(channels) == 1:
             targets = [(shard, [key]) for shard, key in (self._route(channels[0]),)]
         elif channels:
