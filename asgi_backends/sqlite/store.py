@@ -120,9 +120,16 @@ class Store:
             # First use in this thread, or we are a forked child: SQLite
             # connections and lock descriptors must not cross a fork.
             state.conn = sqlite3.connect(self.database, isolation_level=None, timeout=30, check_same_thread=False)
-            for pragma in self.pragmas:
-                state.conn.execute(pragma)
             state.lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # Switching to WAL needs the database to itself and SQLite answers
+            # "database is locked" at once (no busy wait) while another
+            # process is creating it; the writers' lock keeps them apart.
+            fcntl.flock(state.lock_fd, fcntl.LOCK_EX)
+            try:
+                for pragma in self.pragmas:
+                    state.conn.execute(pragma)
+            finally:
+                fcntl.flock(state.lock_fd, fcntl.LOCK_UN)
             state.pid = os.getpid()
             with self._all_lock:
                 self._all.append((state.conn, state.lock_fd))
