@@ -776,7 +776,7 @@ class ConformanceTests:
             reactor.callLater(10, reactor.stop)
             reactor.run()
             layer.flush()
-            print(json.dumps(result))
+            sys.stdout.write(json.dumps(result))
             """
         )
         proc = subprocess.run(
