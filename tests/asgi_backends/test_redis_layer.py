@@ -189,7 +189,7 @@ def test_blocking_batch_receive_without_blmpop(caplog):
         wait_for(lambda: _answers(layer))
         timer = threading.Timer(0.2, layer.send_many, args=([("rt.old", {"n": n}) for n in range(3)],))
         timer.start()
-        with caplog.at_level(logging.INFO, logger="asgi_backends.redis.layer"):
+        with caplog.at_level(logging.INFO, logger="asgi_backends.redis.batch"):
             got = layer.receive_many(["rt.old"], 5, block=True)
         timer.join()
         got += layer.receive_many(["rt.old"], 5)

@@ -1,0 +1,183 @@
+"""The Redis layer's batch operations: many messages in one round trip per shard.
+
+``send_many`` runs one Lua call per shard for its share of a batch;
+``receive_many`` empties each shard's lists one entry from each in turn, and
+when they are empty waits in ``BLMPOP`` so a burst arrives in the same round
+trip. :class:`~asgi_backends.redis.layer.RedisChannelLayer` mixes this in;
+the methods rely on its routing, encoding and decoding.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+import redis
+
+from ..base import Message, non_local_name
+from .blocking import pop_many
+from .connection import Shard
+
+logger = logging.getLogger(__name__)
+
+
+class BatchOperations:
+    """``send_many`` and ``receive_many`` for :class:`~asgi_backends.redis.layer.RedisChannelLayer`."""
+    def send_many(self, items: Iterable[tuple[str, Message]]) -> list[Exception | None]:
+        """Send several messages in one round trip per shard involved.
+
+        Per message, the same rules and results as :meth:`send` (see
+        :meth:`~asgi_backends.base.BaseChannelLayer.send_many` for the
+        contract): each item's result is None or the ``ChannelFull``,
+        ``MessageTooLarge`` or ``TypeError`` it met, the others are still
+        sent, and a refused message's later ones to the same channel are
+        refused too. Each shard runs one Lua call for its share of the batch.
+
+        Raises:
+            TypeError: not a list of ``(channel, message)`` pairs, a bad
+                channel name or a message that is not a dict; nothing sent.
+            LayerUnavailable: Redis cannot be reached. The shards answered
+                before the failure may have queued their share.
+        """
+        items = self.valid_send_items(items)
+        if len(items) == 1:
+            # One message: the single-send script is the cheaper call.
+            try:
+                self.send(*items[0])
+            except (self.ChannelFull, self.MessageTooLarge, TypeError) as exc:
+                return [exc]
+            return [None]
+        results: list[Exception | None] = [None] * len(items)
+        batches: dict[Shard, tuple[list[int], list[Any]]] = {}
+        crypter = self._crypter
+        for index, (channel, message) in enumerate(items):
+            try:
+                data = self.encode(message)
+            except (self.MessageTooLarge, TypeError) as exc:
+                results[index] = exc
+                continue
+            if crypter is not None:
+                data = crypter.encrypt(data)
+            shard, key = self._route(channel)
+            batch = batches.get(shard)
+            if batch is None:
+                batch = batches[shard] = ([], [self.prefix, self._expiry_ms])
+            batch[0].append(index)
+            batch[1].extend((key[len(self.prefix):], channel, data, self.get_capacity(channel)))
+        stats = (self.prefix + "stats:",)
+        for shard, (indexes, args) in batches.items():
+            refused: set[str] = set()
+            for index, queued in zip(indexes, shard.run("send_many", stats, args)):
+                if not queued:
+                    channel = items[index][0]
+                    queue = non_local_name(channel)
+                    if queue in refused:
+                        results[index] = self.refused_after_full(channel)
+                    else:
+                        refused.add(queue)
+                        results[index] = self.ChannelFull(
+                            f"Channel {channel!r} is at capacity ({self.get_capacity(channel)})"
+                        )
+        return results
+
+    def receive_many(
+        self, channels: list[str], max_messages: int, block: bool = False,
+    ) -> list[tuple[str, Message]]:
+        """Take up to ``max_messages`` messages in one round trip per shard.
+
+        Each shard's lists are emptied one entry from each in turn by one Lua
+        call, so a busy channel cannot fill the batch alone. With
+        ``block=True`` and nothing waiting, waits (up to ``blocking_timeout``)
+        for a message: on one shard with ``BLMPOP``, which also takes what
+        was pushed with it (a burst) up to ``max_messages``, in the same
+        round trip; across shards (or on Redis < 7.0) with ``BLPOP``,
+        followed by a non-blocking top-up.
+
+        Returns:
+            ``(channel, message)`` pairs, oldest first per channel; empty if
+            nothing came.
+
+        Raises:
+            TypeError: bad channel names.
+            ValueError: ``max_messages`` is not a positive integer.
+            LayerUnavailable: Redis cannot be reached.
+        """
+        self.valid_max_messages(max_messages)
+        if max_messages == 1:
+            # One message: the single-receive script is the cheaper call.
+            channel, message = self.receive(channels, block=block)
+            return [] if channel is None else [(channel, message)]
+        channels = self.valid_channel_names(channels, receive=True)
+        if len(channels) == 1:
+            targets = [(shard, [key]) for shard, key in (self._route(channels[0]),)]
+        elif channels:
+            targets = self._targets(channels)
+        else:
+            return []
+        received = self._take_many(targets, max_messages)
+        if received or not block:
+            return received
+        if len(targets) == 1:
+            shard, keys = targets[0]
+            if max_messages > 1 and shard not in self._without_blmpop:
+                entries = self._blocking_pop_many(shard, keys, max_messages)
+                if entries is not None:
+                    self._decode_into(entries, received)
+                    return received
+            popped = shard.execute("BLPOP", *keys, self.blocking_timeout)
+        else:
+            popped = pop_many(targets, self.blocking_timeout)
+        if popped is None:
+            return received
+        # The lists were empty a moment ago, so this entry is fresh.
+        channel, message = self._decode(popped[1])
+        if channel is not None:
+            received.append((channel, message))
+        if max_messages > 1:
+            # What was pushed with it (a burst) comes in the same batch.
+            received.extend(self._take_many(targets, max_messages - len(received)))
+        return received
+
+    def _blocking_pop_many(self, shard: Shard, keys: list[str], count: int) -> list[bytes] | None:
+        """``BLMPOP``: wait for the first list to fill, take up to ``count`` of it in one go.
+
+        Returns the entries, ``[]`` if the wait timed out, or None on a Redis
+        older than 7.0 (no ``BLMPOP``; the caller falls back to ``BLPOP``).
+        """
+        try:
+            popped = shard.execute("BLMPOP", self.blocking_timeout, len(keys), *keys, "LEFT", "COUNT", count)
+        except redis.ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+            logger.info("Redis at %s has no BLMPOP (Redis < 7.0); blocking batch receives use BLPOP", shard.label)
+            self._without_blmpop.add(shard)
+            return None
+        # The lists were empty a moment ago, so these entries are fresh.
+        return [] if popped is None else popped[1]
+
+    def _take_many(self, targets: list[tuple[Shard, list[str]]], wanted: int) -> list[tuple[str, Message]]:
+        # Each shard first gets its share of the batch, so channels on one
+        # shard cannot crowd out those on another; shards that filled their
+        # share are then asked for the rest.
+        received: list[tuple[str, Message]] = []
+        share = -(-wanted // len(targets))
+        more: list[tuple[Shard, list[str]]] = []
+        for target in targets:
+            room = min(share, wanted - len(received))
+            if room <= 0:
+                break
+            entries = target[0].run("receive_many", target[1], (self.prefix, room))
+            if len(entries) == room and len(targets) > 1:
+                more.append(target)
+            self._decode_into(entries, received)
+        for shard, keys in more:
+            if len(received) >= wanted:
+                break
+            self._decode_into(shard.run("receive_many", keys, (self.prefix, wanted - len(received))), received)
+        return received
+
+    def _decode_into(self, entries: list[bytes], received: list[tuple[str, Message]]) -> None:
+        for entry in entries:
+            channel, message = self._decode(entry)
+            if channel is not None:
+                received.append((channel, message))
