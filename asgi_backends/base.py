@@ -302,11 +302,23 @@ class BaseChannelLayer:
         channels = self.valid_channel_names(channels, receive=True)
         self.valid_max_messages(max_messages)
         received: list[tuple[str, Message]] = []
-        while len(received) < max_messages:
-            channel, message = self.receive(channels, block=block and not received)
+        if block:
+            channel, message = self.receive(channels, block=True)
             if channel is None:
-                break
+                return received
             received.append((channel, message))
+        # Then one message from each channel in turn, so a busy channel
+        # cannot fill the batch while a quiet one waits.
+        active = list(channels)
+        while active and len(received) < max_messages:
+            for name in list(active):
+                if len(received) >= max_messages:
+                    break
+                channel, message = self.receive([name])
+                if channel is None:
+                    active.remove(name)
+                else:
+                    received.append((channel, message))
         return received
 
     def valid_send_items(self, items: Any) -> list[tuple[str, Message]]:
