@@ -7,11 +7,10 @@ instead.
 
 from __future__ import annotations
 
-
 import pytest
 
-from tests.e2e.support import deployment, project_env
 from tests.e2e import test_redis_stack as redis_stack
+from tests.e2e.support import deployment, project_env
 
 # In the order they are defined there: the last two stop the workers.
 test_django_views_over_http = redis_stack.test_django_views_over_http

@@ -1,9 +1,12 @@
 """Consumers copied from the Getting Started guide (seed 003), unchanged but for imports."""
 
 from channels import Channel, Group  # noqa: F401
-from channels.auth import channel_session_user, channel_session_user_from_http, http_session_user  # noqa: F401
+from channels.auth import (  # noqa: F401
+    channel_session_user,
+    channel_session_user_from_http,
+    http_session_user,
+)
 from channels.sessions import channel_session, enforce_ordering  # noqa: F401
-
 
 # -- "Groups" ---------------------------------------------------------------
 

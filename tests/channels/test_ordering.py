@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from channels.routing import Router, route
 from channels.sessions import channel_session, enforce_ordering
 from channels.worker import Worker
 from tests.channels.helpers import message
+from tests.support.waiting import wait_until
 
 
 class Recorder:
@@ -34,13 +34,14 @@ class Recorder:
         return outer
 
     def wait_for(self, count: int, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def done() -> bool:
             with self.lock:
-                if len(self.runs) >= count:
-                    return
-            time.sleep(0.005)
-        raise AssertionError(f"only {len(self.runs)} of {count} runs after {timeout}s: {self.runs}")
+                return len(self.runs) >= count
+
+        try:
+            wait_until(done, timeout, interval=0.005)
+        except AssertionError:
+            raise AssertionError(f"only {len(self.runs)} of {count} runs after {timeout}s: {self.runs}") from None
 
 
 def make_worker(layer, recorder, slight, threads=4):
@@ -79,9 +80,7 @@ def test_strict_runs_reversed_messages_in_order(layer, recorder):
         for order in (3, 2, 1):
             send(layer, "ws!a", order)
         # Nothing can run before 0 arrives; wait until all three are parked.
-        deadline = time.monotonic() + 5
-        while recorder.entries < 3 and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_until(lambda: recorder.entries >= 3, what="three parked messages")
         assert recorder.runs == []
         send(layer, "ws!a", 0)
         recorder.wait_for(4)
@@ -96,9 +95,7 @@ def test_slight_parks_until_connect_without_spinning(layer, recorder):
     try:
         for order in (1, 2, 3):
             send(layer, "ws!b", order)
-        deadline = time.monotonic() + 5
-        while recorder.entries < 3 and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_until(lambda: recorder.entries >= 3, what="three parked messages")
         assert recorder.entries == 3 and recorder.runs == []
         send(layer, "ws!b", 0)
         recorder.wait_for(4)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from channels.channel import Channel, Group
 from channels.outbox import Outbox
+from tests.support.waiting import wait_until
 
 from .helpers import drain
 
@@ -62,9 +62,7 @@ def test_flush_retries_a_full_channel_in_order_until_it_drains():
     got = []
 
     def read():  # a reader that frees room once the flush has met the full channel
-        deadline = time.monotonic() + 5
-        while small.channel_statistics("outbox.full")["channel_full_count"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: small.channel_statistics("outbox.full")["channel_full_count"], what="a refused send")
         while len(got) < 5:
             channel, message = small.receive(["outbox.full"], block=True)
             if channel is not None:

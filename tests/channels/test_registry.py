@@ -10,8 +10,6 @@ from asgi_backends.inmemory import ChannelLayer
 from channels import Channel, channel_layers
 from channels.asgi import get_channel_layer
 
-
-
 ROUTES = []
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.binding.live import LiveStack, layer_for, manage
 from tests.e2e.support import Proc
+from tests.support import waiting
 
 pytestmark = pytest.mark.slow
 
@@ -47,11 +48,7 @@ def stored_rows(stack):
 
 
 def wait_until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
+    return waiting.wait_until(condition, timeout)
 
 
 def test_messages_arrive_after_their_delay_and_not_before(delay_stack):

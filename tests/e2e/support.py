@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 import websocket
 
 from tests.support.redis_server import free_port
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = Path(__file__).resolve().parent / "project"
@@ -50,13 +50,15 @@ class Proc:
         return self.log.read_text(errors="replace")
 
     def wait_for_output(self, text: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
+        def seen() -> bool:
             if self.popen.poll() is not None:
                 raise AssertionError(f"{self.args} exited {self.popen.returncode}:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not seen from {self.args} in {timeout}s:\n{self.output()}")
-            time.sleep(0.02)
+            return text in self.output()
+
+        try:
+            wait_until(seen, timeout, what=f"{text!r} from {self.args}", interval=0.02)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n{self.output()}") from None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         """Signal the process's group (it and its children) and wait; kill if it lingers."""
@@ -100,15 +102,14 @@ def deployment(env: dict[str, str], logs: Path, workers: int = 2) -> Iterator[tu
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def listening() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+            return True
         except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nothing listening on {port} after {timeout}s") from None
-            time.sleep(0.02)
+            return False
+
+    wait_until(listening, timeout, what=f"something listening on {port}", interval=0.02)
 
 
 def http_get(port: int, path: str, data: bytes | None = None) -> tuple[int, bytes]:

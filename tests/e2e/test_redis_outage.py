@@ -9,6 +9,7 @@ import pytest
 
 from tests.e2e.support import deployment, http_get, project_env, ws_connect
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -16,17 +17,16 @@ pytestmark = pytest.mark.slow
 def poll_status(port: int, path: str, wanted: int, timeout: float) -> list[int]:
     """GET ``path`` until it answers ``wanted``; return every status seen (-1 for a dropped connection)."""
     seen: list[int] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answered() -> bool:
         try:
-            status = http_get(port, path)[0]
+            seen.append(http_get(port, path)[0])
         except (OSError, urllib.error.URLError):
-            status = -1
-        seen.append(status)
-        if status == wanted:
-            return seen
-        time.sleep(0.1)
-    raise AssertionError(f"GET {path} never answered {wanted} within {timeout}s; saw {seen[-10:]}")
+            seen.append(-1)
+        return seen[-1] == wanted
+
+    wait_until(answered, timeout, what=f"GET {path} answering {wanted} (saw {seen[-10:]})", interval=0.1)
+    return seen
 
 
 def test_deployment_rides_out_a_redis_restart(tmp_path):

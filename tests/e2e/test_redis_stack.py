@@ -7,7 +7,15 @@ import signal
 
 import pytest
 
-from tests.e2e.support import Proc, deployment, free_port, http_get, manage, project_env, ws_connect
+from tests.e2e.support import (
+    Proc,
+    deployment,
+    free_port,
+    http_get,
+    manage,
+    project_env,
+    ws_connect,
+)
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow

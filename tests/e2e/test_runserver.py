@@ -6,7 +6,15 @@ import subprocess
 
 import pytest
 
-from tests.e2e.support import Proc, free_port, http_get, manage, project_env, wait_for_port, ws_connect
+from tests.e2e.support import (
+    Proc,
+    free_port,
+    http_get,
+    manage,
+    project_env,
+    wait_for_port,
+    ws_connect,
+)
 
 pytestmark = pytest.mark.slow
 

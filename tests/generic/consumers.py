@@ -6,7 +6,11 @@ from channels import Channel
 from channels.exceptions import DenyConnection
 from channels.generic import BaseConsumer
 from channels.generic.http import HttpConsumer
-from channels.generic.websockets import JsonWebsocketConsumer, WebsocketConsumer, WebsocketDemultiplexer
+from channels.generic.websockets import (
+    JsonWebsocketConsumer,
+    WebsocketConsumer,
+    WebsocketDemultiplexer,
+)
 
 
 class Recorder(BaseConsumer):

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"Listening on .*?tcp:([\d.]+):(\d+)")
 
@@ -146,15 +148,7 @@ def server(tmp_path_factory, redis_server):
     proc.kill()
 
 
-def wait_for(condition, timeout: float = 5.0, what: str = "condition") -> Any:
-    """Poll ``condition()`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"{what} not met within {timeout}s")
+wait_for = wait_until
 
 
 def recv_until(sock: socket.socket, marker: bytes, timeout: float = 5.0) -> bytes:

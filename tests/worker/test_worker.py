@@ -13,6 +13,7 @@ import time
 import pytest
 
 from asgi_backends.inmemory import ChannelLayer
+from tests.support import waiting
 from worker import ConsumeLater, Worker, WorkerHooks
 from worker.requeue import retry_delay
 from worker.worker import filter_channels
@@ -31,11 +32,7 @@ class TableRouter:
 
 
 def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.002)
+    return waiting.wait_until(predicate, timeout, interval=0.002)
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Routing: the notes stream at /notes/, the bridge page's socket at /bridge/, an origin-checked echo."""
 
-from channels.routing import route_class
-
 from live.consumers import BridgeDemultiplexer, GuardedEcho, NotesDemultiplexer
+
+from channels.routing import route_class
 
 channel_routing = [
     route_class(NotesDemultiplexer, path=r"^/notes/$"),

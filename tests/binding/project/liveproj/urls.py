@@ -1,6 +1,5 @@
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import path
-
 from live import views
 
 urlpatterns = [

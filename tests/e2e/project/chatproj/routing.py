@@ -1,6 +1,6 @@
-from channels.routing import include, route
-
 from chat.consumers import ws_connect, ws_disconnect, ws_echo, ws_message
+
+from channels.routing import include, route
 
 echo_routing = [
     route("websocket.receive", ws_echo),
