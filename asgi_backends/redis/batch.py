@@ -107,12 +107,8 @@ class BatchOperations:
             # One message: the single-receive script is the cheaper call.
             channel, message = self.receive(channels, block=block)
             return [] if channel is None else [(channel, message)]
-        channels = self.valid_channel_names(channels, receive=True)
-        if len(channels) == 1:
-            targets = [(shard, [key]) for shard, key in (self._route(channels[0]),)]
-        elif channels:
-            targets = self._targets(channels)
-        else:
+        targets = self._targets(self.valid_channel_names(channels, receive=True))
+        if not targets:
             return []
         received = self._take_many(targets, max_messages)
         if received or not block:

@@ -178,12 +178,8 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
             TypeError: bad channel names.
             LayerUnavailable: Redis cannot be reached.
         """
-        channels = self.valid_channel_names(channels, receive=True)
-        if len(channels) == 1:
-            targets = [(shard, [key]) for shard, key in (self._route(channels[0]),)]
-        elif channels:
-            targets = self._targets(channels)
-        else:
+        targets = self._targets(self.valid_channel_names(channels, receive=True))
+        if not targets:
             return None, None
         prefix = (self.prefix,)
         for shard, keys in targets:
@@ -203,6 +199,10 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
         return self._decode(popped[1])
 
     def _targets(self, channels: list[str]) -> list[tuple[Shard, list[str]]]:
+        """Group the channels' keys by shard, in a random order so none starves (empty for no channels)."""
+        if len(channels) == 1:
+            shard, key = self._route(channels[0])
+            return [(shard, [key])]
         by_shard: dict[Shard, list[str]] = {}
         for channel in random.sample(channels, len(channels)):
             shard, key = self._route(channel)
