@@ -22,7 +22,7 @@ import fnmatch
 import re
 import secrets
 import threading
-from typing import Any, Iterable, Pattern
+from typing import Any, Iterable, Pattern, Protocol, runtime_checkable
 
 import msgpack
 
@@ -49,6 +49,22 @@ def unpack(data: bytes) -> Message:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
+def loggable_name(name: object) -> str:
+    """Return a channel name fit for a log line: a reply channel's secret suffix cut short.
+
+    ``websocket.send!3f2a9c...`` becomes ``websocket.send!3f2a…``: a
+    process-specific or single-reader name is a capability (whoever knows it
+    can write to that client), so logs never carry it whole. Plain names
+    are returned unchanged; anything else is shown with ``repr``.
+    """
+    if not isinstance(name, str):
+        return repr(name)
+    cut = max(name.find("!"), name.find("?"))
+    if cut < 0 or len(name) - cut <= 5:
+        return name
+    return name[: cut + 5] + "\u2026"
+
+
 def non_local_name(name: str) -> str:
     """Return the part of a process-specific name that routes it: ``a!xyz`` → ``a!``.
 
@@ -56,6 +72,64 @@ def non_local_name(name: str) -> str:
     """
     bang = name.find("!")
     return name if bang < 0 else name[: bang + 1]
+
+
+@runtime_checkable
+class ChannelLayer(Protocol):
+    """What every package may rely on from a channel layer.
+
+    The interface server, the worker and the Django app type against this,
+    never against a backend class. :class:`BaseChannelLayer` implements it;
+    every shipped layer inherits from that.
+
+    Attributes:
+        extensions: the optional extensions the layer supports
+            (``"groups"``, ``"flush"``, ``"statistics"``, ``"twisted"``,
+            ``"asyncio"``).
+        cross_process: False for a layer whose messages never leave the
+            process (the in-memory one): a separate worker would never see them.
+        ChannelFull: the exception a send over capacity raises.
+        MessageTooLarge: the exception a send over the size limit raises.
+    """
+
+    extensions: list[str]
+    cross_process: bool
+    ChannelFull: type[ChannelFull]
+    MessageTooLarge: type[MessageTooLarge]
+
+    def send(self, channel: str, message: Message) -> None: ...
+
+    def receive(self, channels: list[str], block: bool = False) -> tuple[str | None, Message | None]: ...
+
+    def receive_many(self, channels: list[str], block: bool = False) -> tuple[str | None, Message | None]: ...
+
+    def new_channel(self, pattern: str) -> str: ...
+
+    def send_batch(self, items: Iterable[tuple[str, Message]]) -> list[Exception | None]: ...
+
+    def receive_batch(self, channels: list[str], max_messages: int,
+                      block: bool = False) -> list[tuple[str, Message]]: ...
+
+    def group_add(self, group: str, channel: str) -> None: ...
+
+    def group_discard(self, group: str, channel: str) -> None: ...
+
+    def group_channels(self, group: str) -> list[str]: ...
+
+    def send_group(self, group: str, message: Message) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def receive_twisted(self, channels: list[str]) -> Any: ...
+
+    async def receive_async(self, channels: list[str]) -> tuple[str | None, Message | None]: ...
+
+
+#: The names :class:`ChannelLayer` declares, for wrappers that pass them through.
+CHANNEL_LAYER_MEMBERS: tuple[str, ...] = tuple(sorted(
+    {*ChannelLayer.__annotations__}
+    | {name for name, value in vars(ChannelLayer).items() if callable(value) and not name.startswith("_")}
+))
 
 
 class BaseChannelLayer:
@@ -82,6 +156,8 @@ class BaseChannelLayer:
     """
 
     extensions: list[str] = []
+    #: False for layers whose messages never leave the process (see :class:`ChannelLayer`).
+    cross_process: bool = True
 
     ChannelFull = ChannelFull
     MessageTooLarge = MessageTooLarge
@@ -237,13 +313,43 @@ class BaseChannelLayer:
         """Take one message from any of ``channels``; ``(None, None)`` when there is none."""
         raise NotImplementedError
 
+    def receive_many(self, channels: list[str], block: bool = False) -> tuple[str | None, Message | None]:
+        """The ASGI draft's name for :meth:`receive`, still called by Channels 1.x code and tests.
+
+        Returns ``(channel, message)`` or ``(None, None)``, exactly as
+        ``receive``. For several messages in one call use :meth:`receive_batch`.
+        """
+        return self.receive(channels, block)
+
     def new_channel(self, pattern: str) -> str:
         """Return a channel name, unique to this call, that starts with ``pattern``."""
         return self.make_channel_name(pattern)
 
+    # -- groups (every shipped layer implements them: the "groups" extension) --
+
+    def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group`` (refreshing its membership expiry)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support groups")
+
+    def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; nothing happens if it is not a member."""
+        raise NotImplementedError(f"{type(self).__name__} does not support groups")
+
+    def group_channels(self, group: str) -> list[str]:
+        """Return the channels currently in ``group``."""
+        raise NotImplementedError(f"{type(self).__name__} does not support groups")
+
+    def send_group(self, group: str, message: Message) -> None:
+        """Send ``message`` to every member of ``group``; full members miss it (no ``ChannelFull``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support groups")
+
+    def flush(self) -> None:
+        """Delete every message and group of this layer (the "flush" extension)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support flush")
+
     # -- batches (optional: these defaults loop over send/receive) ------------
 
-    def send_many(self, items: Iterable[tuple[str, Message]]) -> list[Exception | None]:
+    def send_batch(self, items: Iterable[tuple[str, Message]]) -> list[Exception | None]:
         """Send several messages; return one result per item, in order.
 
         Each result is None (queued) or the exception that item met:
@@ -279,7 +385,7 @@ class BaseChannelLayer:
                 results.append(None)
         return results
 
-    def receive_many(
+    def receive_batch(
         self, channels: list[str], max_messages: int, block: bool = False,
     ) -> list[tuple[str, Message]]:
         """Take up to ``max_messages`` messages from ``channels``.
@@ -322,13 +428,13 @@ class BaseChannelLayer:
         return received
 
     def valid_send_items(self, items: Any) -> list[tuple[str, Message]]:
-        """Check a ``send_many`` batch; return it as a list of pairs, or raise ``TypeError``."""
+        """Check a ``send_batch`` batch; return it as a list of pairs, or raise ``TypeError``."""
         if isinstance(items, (str, bytes, dict)) or not isinstance(items, Iterable):
-            raise TypeError(f"send_many takes a list of (channel, message) pairs, not {items!r}")
+            raise TypeError(f"send_batch takes a list of (channel, message) pairs, not {items!r}")
         checked = []
         for item in items:
             if not isinstance(item, tuple) or len(item) != 2:
-                raise TypeError(f"send_many items must be (channel, message) pairs, not {item!r}")
+                raise TypeError(f"send_batch items must be (channel, message) pairs, not {item!r}")
             channel, message = item
             self.valid_channel_name(channel)
             if not isinstance(message, dict):
@@ -338,7 +444,7 @@ class BaseChannelLayer:
 
     @staticmethod
     def valid_max_messages(max_messages: Any) -> int:
-        """Check ``receive_many``'s ``max_messages``; return it or raise ``ValueError``."""
+        """Check ``receive_batch``'s ``max_messages``; return it or raise ``ValueError``."""
         if not isinstance(max_messages, int) or isinstance(max_messages, bool) or max_messages < 1:
             raise ValueError(f"max_messages must be a positive integer, not {max_messages!r}")
         return max_messages

@@ -110,7 +110,7 @@ class ConformanceTests:
     def pair(self, **config: Any) -> tuple[BaseChannelLayer, BaseChannelLayer]:
         """Two handles on one store: two instances, or one instance twice for one-process layers."""
         first = self.layer(**config)
-        if not getattr(first, "cross_process", True):
+        if not first.cross_process:
             return first, first
         return first, self.layer(**config)
 
@@ -548,23 +548,23 @@ class ConformanceTests:
         empty = layer.channel_statistics("conf.stats.unused")
         assert empty["messages_pending"] == 0 and empty["messages_count"] == 0
 
-    # -- batches: send_many, receive_many -------------------------------------
+    # -- batches: send_batch, receive_batch -------------------------------------
 
-    def test_send_many_delivers_in_order_per_channel(self):
+    def test_send_batch_delivers_in_order_per_channel(self):
         layer = self.layer()
         reply = layer.new_channel("conf.batch.reply!")
         items = [("conf.batch.a", {"i": 0}), ("conf.batch.b", {"i": 0}), (reply, {"i": 0}),
                  ("conf.batch.a", {"i": 1}), ("conf.batch.b", {"i": 1}), ("conf.batch.reply!x", {"i": 1}),
                  ("conf.batch.a", {"i": 2})]
-        assert layer.send_many(items) == [None] * len(items)
+        assert layer.send_batch(items) == [None] * len(items)
         assert drain(layer, ["conf.batch.a"]) == [("conf.batch.a", {"i": i}) for i in range(3)]
         assert drain(layer, ["conf.batch.b"]) == [("conf.batch.b", {"i": i}) for i in range(2)]
         assert drain(layer, ["conf.batch.reply!"]) == [(reply, {"i": 0}), ("conf.batch.reply!x", {"i": 1})]
-        assert layer.send_many([]) == []
+        assert layer.send_batch([]) == []
 
-    def test_send_many_results_per_item(self):
+    def test_send_batch_results_per_item(self):
         layer = self.layer(capacity=2)
-        results = layer.send_many([
+        results = layer.send_batch([
             ("conf.batch.full", {"i": 0}),
             ("conf.batch.full", {"i": 1}),
             ("conf.batch.full", {"i": 2}),       # at capacity
@@ -580,7 +580,7 @@ class ConformanceTests:
         assert [m["i"] for _, m in drain(layer, ["conf.batch.other"])] == [0, 1]
         assert drain(layer, ["conf.batch.big", "conf.batch.odd"]) == []
 
-    def test_send_many_refuses_after_a_full_one_on_the_same_channel(self):
+    def test_send_batch_refuses_after_a_full_one_on_the_same_channel(self):
         # A reader taking from the full channel between two items must not let a
         # later message overtake the refused one: a retry would come out of order.
         first, second = self.pair(capacity=1, process_capacity=1)
@@ -592,13 +592,13 @@ class ConformanceTests:
             while not stop.is_set():
                 second.receive(["conf.batch.full", "conf.batch.proc!"])
 
-        results = first.send_many([("conf.batch.full", {"i": 1}), ("conf.batch.proc!b", {"i": 1})] +
+        results = first.send_batch([("conf.batch.full", {"i": 1}), ("conf.batch.proc!b", {"i": 1})] +
                                   [("conf.batch.full", {"i": n}) for n in range(2, 40)] +
                                   [("conf.batch.proc!c", {"i": n}) for n in range(2, 40)])
         reader = threading.Thread(target=read)
         reader.start()
         try:
-            later = first.send_many([("conf.batch.full", {"i": 1})] + [("conf.batch.full", {"i": n}) for n in range(2, 40)])
+            later = first.send_batch([("conf.batch.full", {"i": 1})] + [("conf.batch.full", {"i": n}) for n in range(2, 40)])
         finally:
             stop.set()
             reader.join(10)
@@ -607,29 +607,29 @@ class ConformanceTests:
         queued = [index for index, result in enumerate(later) if result is None]
         assert queued == list(range(len(queued)))
 
-    def test_send_many_rejects_bad_batches_before_sending(self):
+    def test_send_batch_rejects_bad_batches_before_sending(self):
         layer = self.layer()
         for bad in ([("conf.batch.ok", {"n": 1}), ("bad name", {"n": 2})],
                     [("conf.batch.ok", {"n": 1}), ("conf.batch.ok", "not a dict")],
                     [("conf.batch.ok", {"n": 1}), ("conf.batch.ok",)],
                     "conf.batch.ok", {"conf.batch.ok": {"n": 1}}, None):
             with pytest.raises(TypeError):
-                layer.send_many(bad)
+                layer.send_batch(bad)
         assert layer.receive(["conf.batch.ok"]) == (None, None)
 
-    def test_send_many_statistics(self):
+    def test_send_batch_statistics(self):
         layer = self.layer(capacity=2)
         if "statistics" not in layer.extensions:
             pytest.skip("layer has no statistics extension")
         before = layer.global_statistics()
-        layer.send_many([("conf.batch.stats", {"n": n}) for n in range(3)] + [("conf.batch.stats2", {"n": 0})])
+        layer.send_batch([("conf.batch.stats", {"n": n}) for n in range(3)] + [("conf.batch.stats2", {"n": 0})])
         after = layer.global_statistics()
         assert after["messages_count"] - before["messages_count"] == 3
         assert after["channel_full_count"] - before["channel_full_count"] == 1
         stats = layer.channel_statistics("conf.batch.stats")
         assert (stats["messages_count"], stats["messages_pending"], stats["channel_full_count"]) == (2, 2, 1)
 
-    def test_receive_many_takes_at_most_max_in_order(self):
+    def test_receive_batch_takes_at_most_max_in_order(self):
         layer = self.layer()
         for i in range(5):
             layer.send("conf.many.a", {"i": i})
@@ -637,39 +637,39 @@ class ConformanceTests:
             layer.send(f"conf.many.proc!{i}", {"i": i})
         got = []
         for _ in range(3):
-            batch = layer.receive_many(["conf.many.a", "conf.many.proc!", "conf.many.none"], 3)
+            batch = layer.receive_batch(["conf.many.a", "conf.many.proc!", "conf.many.none"], 3)
             assert 1 <= len(batch) <= 3
             got.extend(batch)
         assert len(got) == 8
         assert [m["i"] for c, m in got if c == "conf.many.a"] == list(range(5))
         assert [(c, m["i"]) for c, m in got if c != "conf.many.a"] == [(f"conf.many.proc!{i}", i) for i in range(3)]
-        assert layer.receive_many(["conf.many.a", "conf.many.proc!"], 3) == []
-        assert layer.receive_many([], 3) == []
+        assert layer.receive_batch(["conf.many.a", "conf.many.proc!"], 3) == []
+        assert layer.receive_batch([], 3) == []
 
-    def test_receive_many_shares_a_batch_between_busy_and_quiet_channels(self):
+    def test_receive_batch_shares_a_batch_between_busy_and_quiet_channels(self):
         layer = self.layer()
         for i in range(20):
             layer.send("conf.many.busy", {"i": i})
         layer.send("conf.many.quiet", {"i": 0})
-        channels = {channel for channel, _ in layer.receive_many(["conf.many.busy", "conf.many.quiet"], 5)}
+        channels = {channel for channel, _ in layer.receive_batch(["conf.many.busy", "conf.many.quiet"], 5)}
         assert channels == {"conf.many.busy", "conf.many.quiet"}
 
     @pytest.mark.parametrize("bad", [0, -1, 1.5, None, True])
-    def test_receive_many_rejects_bad_max(self, bad):
+    def test_receive_batch_rejects_bad_max(self, bad):
         layer = self.layer()
         with pytest.raises(ValueError):
-            layer.receive_many(["conf.many"], bad)
+            layer.receive_batch(["conf.many"], bad)
         with pytest.raises(TypeError):
-            layer.receive_many(["conf.many!x"], 1)
+            layer.receive_batch(["conf.many!x"], 1)
 
-    def test_receive_many_blocks_until_one_then_tops_up(self):
+    def test_receive_batch_blocks_until_one_then_tops_up(self):
         receiver, sender = self.pair(blocking_timeout=5)
         started = threading.Event()
         result: list = []
 
         def receive():
             started.set()
-            result.append(receiver.receive_many(["conf.many.block", "conf.many.block2"], 10, block=True))
+            result.append(receiver.receive_batch(["conf.many.block", "conf.many.block2"], 10, block=True))
             result.append(time.monotonic())
 
         thread = threading.Thread(target=receive)
@@ -677,7 +677,7 @@ class ConformanceTests:
         started.wait(5)
         time.sleep(0.05)  # let the receiver reach its blocking wait; correctness does not depend on it
         sent_at = time.monotonic()
-        sender.send_many([("conf.many.block2", {"n": n}) for n in range(3)])
+        sender.send_batch([("conf.many.block2", {"n": n}) for n in range(3)])
         thread.join(5)
         assert not thread.is_alive()
         assert result[1] - sent_at < 2.5  # woken by the send, not by the 5 s timeout
@@ -687,30 +687,30 @@ class ConformanceTests:
         batch += drain(receiver, ["conf.many.block2"])
         assert batch == [("conf.many.block2", {"n": n}) for n in range(3)]
 
-    def test_receive_many_returns_waiting_messages_at_once_and_times_out(self):
+    def test_receive_batch_returns_waiting_messages_at_once_and_times_out(self):
         layer = self.layer(blocking_timeout=0.3)
         layer.send("conf.many.block", {"n": 1})
-        assert layer.receive_many(["conf.many.block"], 5, block=True) == [("conf.many.block", {"n": 1})]
+        assert layer.receive_batch(["conf.many.block"], 5, block=True) == [("conf.many.block", {"n": 1})]
         start = time.monotonic()
-        assert layer.receive_many(["conf.many.block"], 5, block=True) == []
+        assert layer.receive_batch(["conf.many.block"], 5, block=True) == []
         assert 0.2 <= time.monotonic() - start < 3
 
-    def test_receive_many_skips_expired(self):
+    def test_receive_batch_skips_expired(self):
         layer = self.layer(expiry=EXPIRY)
-        layer.send_many([("conf.many.exp", {"n": 1}), ("conf.many.exp", {"n": 2})])
+        layer.send_batch([("conf.many.exp", {"n": 1}), ("conf.many.exp", {"n": 2})])
         time.sleep(EXPIRY + 0.3)
         layer.send("conf.many.exp", {"n": 3})
-        assert layer.receive_many(["conf.many.exp"], 5) == [("conf.many.exp", {"n": 3})]
+        assert layer.receive_batch(["conf.many.exp"], 5) == [("conf.many.exp", {"n": 3})]
 
-    def test_receive_many_at_most_once_between_two_receivers(self):
+    def test_receive_batch_at_most_once_between_two_receivers(self):
         count = 300
         first, second = self.pair(capacity=count)
-        assert first.send_many([("conf.many.once", {"i": i}) for i in range(count)]) == [None] * count
+        assert first.send_batch([("conf.many.once", {"i": i}) for i in range(count)]) == [None] * count
         got: list[list[int]] = [[], []]
 
         def consume(layer, into):
             while True:
-                batch = layer.receive_many(["conf.many.once"], 7)
+                batch = layer.receive_batch(["conf.many.once"], 7)
                 if not batch:
                     return
                 into.extend(message["i"] for _, message in batch)

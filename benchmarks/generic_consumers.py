@@ -91,7 +91,7 @@ def child(stack: str, seconds: float) -> None:
             finally:
                 consumer_finished.send(sender=None)
 
-    receive = layer.receive if stack == "ours" else layer.receive_many
+    receive = layer.receive if stack == "ours" else layer.receive_batch
     count = 0
     order = 0
     deadline = time.perf_counter() + seconds

@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from asgi_backends.base import ChannelLayer
+
 logger = logging.getLogger(__name__)
 
 #: keys that, sent on a WebSocket reply channel, settle its handshake
@@ -68,7 +70,7 @@ class Outbox:
     def flush(self, first: list[tuple[Any, dict]] | None = None) -> None:
         """Send everything held (``first`` before the rest), then run the callbacks.
 
-        Consecutive sends to channels go out with one ``send_many`` (one
+        Consecutive sends to channels go out with one ``send_batch`` (one
         round trip); group sends one by one, in their place. A send that
         meets ``ChannelFull`` is retried for up to ``retry_time``, after the
         later sends to that channel and before anything after the batch.
@@ -88,14 +90,14 @@ class Outbox:
                 target = entries[index][0]
                 layer = target.channel_layer
                 end = index + 1
-                if target.layer_method == "send" and getattr(layer, "send_many", None) is not None:
+                if target.layer_method == "send":
                     while (end < len(entries) and entries[end][0].layer_method == "send"
                            and entries[end][0].channel_layer is layer):
                         end += 1
                 if end - index == 1:
                     self._send(target, entries[index][1])
                 else:
-                    self._send_many(layer, entries[index:end])
+                    self._send_batch(layer, entries[index:end])
                 index = end
         finally:
             for callback in after:
@@ -114,13 +116,13 @@ class Outbox:
         self._local.after = []
         self._local.watch = None
 
-    def _send_many(self, layer: Any, entries: list[tuple[Any, dict]]) -> None:
+    def _send_batch(self, layer: ChannelLayer, entries: list[tuple[Any, dict]]) -> None:
         """Send held messages to channels of one layer in one batch, retrying full ones."""
         pending = entries
         deadline = None
         failures: dict[int, BaseException] = {}
         while True:
-            results = layer.send_many([(target.name, content) for target, content in pending])
+            results = layer.send_batch([(target.name, content) for target, content in pending])
             full = []
             for entry, result in zip(pending, results):
                 if isinstance(result, layer.ChannelFull):

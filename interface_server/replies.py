@@ -4,7 +4,7 @@ The server listens on one process-specific channel prefix
 (``interface.response.<random>!``); each request or WebSocket gets a name
 under it from ``layer.new_channel``. Replies are received without polling:
 through the layer's native ``receive_twisted`` when it has one, otherwise
-on a dedicated thread blocking in ``layer.receive_many(..., block=True)``
+on a dedicated thread blocking in ``layer.receive_batch(..., block=True)``
 that takes every reply waiting (up to :data:`REPLY_BATCH`) in one round trip
 and hands the batch to the reactor in one ``callFromThread``.
 """
@@ -18,6 +18,8 @@ import time
 from typing import Any, Protocol
 
 from twisted.internet import reactor as default_reactor
+
+from asgi_backends.base import BaseChannelLayer, ChannelLayer, loggable_name
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +40,12 @@ def make_prefix() -> str:
     return f"{PREFIX_BASE}{secrets.token_hex(8)}!"
 
 
-def _has_native_twisted_receive(layer: Any) -> bool:
+def _has_native_twisted_receive(layer: ChannelLayer) -> bool:
     """True if the layer's ``receive_twisted`` is its own, not the thread-pool default."""
-    if "twisted" not in getattr(layer, "extensions", ()):
+    if "twisted" not in layer.extensions:
         return False
-    method = getattr(type(layer), "receive_twisted", None)
-    if method is None:
-        return False
-    try:
-        from asgi_backends.base import BaseChannelLayer
-    except ImportError:  # pragma: no cover - asgi_backends ships with us
-        return True
+    # A bound method's __func__ is the function the layer's class defines.
+    method = getattr(layer.receive_twisted, "__func__", None)
     return method is not BaseChannelLayer.receive_twisted
 
 
@@ -61,7 +58,7 @@ class ReplyReceiver:
         reactor: the Twisted reactor the targets live in.
     """
 
-    def __init__(self, layer: Any, prefix: str, reactor: Any = None) -> None:
+    def __init__(self, layer: ChannelLayer, prefix: str, reactor: Any = None) -> None:
         if not prefix.endswith("!"):
             raise ValueError(f"reply prefix must end in '!', not {prefix!r}")
         self.layer = layer
@@ -105,12 +102,12 @@ class ReplyReceiver:
         target = self.targets.get(channel)
         if target is None:
             # The client has gone (or timed out); its late replies are expected.
-            logger.debug("Dropping message for unknown reply channel %s", channel)
+            logger.debug("Dropping message for unknown reply channel %s", loggable_name(channel))
             return
         try:
             target.handle_reply(message)
         except Exception:
-            logger.exception("Error handling reply on %s", channel)
+            logger.exception("Error handling reply on %s", loggable_name(channel))
 
     # -- the two ways of receiving ------------------------------------------
 
@@ -137,18 +134,11 @@ class ReplyReceiver:
         channels = [self.prefix]
         call = self.reactor.callFromThread
         dispatch = self.dispatch_many
-        receive_many = getattr(self.layer, "receive_many", None)
-        if receive_many is None:
-            receive = self.layer.receive
-
-            def receive_many(channels: list[str], max_messages: int, block: bool) -> list:
-                channel, message = receive(channels, block=block)
-                return [] if channel is None else [(channel, message)]
-
+        receive_batch = self.layer.receive_batch
         backoff = 0.1
         while self._running:
             try:
-                batch = receive_many(channels, REPLY_BATCH, block=True)
+                batch = receive_batch(channels, REPLY_BATCH, block=True)
             except Exception as exc:
                 # Redis down and the like: keep the thread alive and retry.
                 logger.error("Channel layer receive failed (%s); retrying in %.1fs", exc, backoff)

@@ -7,7 +7,7 @@ sender threads instead. Each connection is pinned to one thread, so its
 messages keep their order (``order`` numbers arrive in sequence).
 
 A sender thread takes everything queued for it at once and sends it with
-one ``layer.send_many`` (one round trip per Redis shard, however many
+one ``layer.send_batch`` (one round trip per Redis shard, however many
 connections the batch serves), so under load the round trips per message
 fall as the batches grow, and an idle server still sends each message the
 moment it is queued.
@@ -21,6 +21,8 @@ import threading
 import time
 from typing import Any, Callable, NamedTuple
 
+from asgi_backends.base import ChannelLayer
+
 logger = logging.getLogger(__name__)
 
 OnError = Callable[[BaseException], object]
@@ -28,7 +30,7 @@ OnError = Callable[[BaseException], object]
 _STOP = object()
 
 MAX_BATCH = 200
-"""Most messages one ``send_many`` carries."""
+"""Most messages one ``send_batch`` carries."""
 
 
 class Job(NamedTuple):
@@ -52,7 +54,7 @@ class Sender:
             the caller asked for retries.
     """
 
-    def __init__(self, layer: Any, reactor: Any, threads: int = 4, full_retry: float = 1.0) -> None:
+    def __init__(self, layer: ChannelLayer, reactor: Any, threads: int = 4, full_retry: float = 1.0) -> None:
         if threads < 0:
             raise ValueError(f"threads must be 0 or more, not {threads!r}")
         self.layer = layer
@@ -138,7 +140,7 @@ class Sender:
     def _send_batch(self, batch: list[Job]) -> None:
         layer = self.layer
         try:
-            results = send_many(layer, [(job.channel, job.message) for job in batch])
+            results = layer.send_batch([(job.channel, job.message) for job in batch])
         except Exception as exc:
             # Redis down and the like: every message of the batch met it.
             results = [exc] * len(batch)
@@ -166,7 +168,7 @@ class Sender:
         while jobs:
             time.sleep(delay)  # a pause between attempts on a full channel, not a wait for an event
             try:
-                results = send_many(layer, [(job.channel, job.message) for job in jobs])
+                results = layer.send_batch([(job.channel, job.message) for job in jobs])
             except Exception as exc:
                 results = [exc] * len(jobs)
             last_try = time.monotonic() + delay > deadline
@@ -213,7 +215,7 @@ class Sender:
 
 
 def split_batch(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
-    """Split queued jobs into what one ``send_many`` may carry and what must wait.
+    """Split queued jobs into what one ``send_batch`` may carry and what must wait.
 
     A message retried on ``ChannelFull`` must stay ahead of its connection's
     later messages. The layer refuses later messages to a channel after a
@@ -241,19 +243,3 @@ def split_batch(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
             retried_on[job.key] = job.channel
         now.append(job)
     return now, later
-
-
-def send_many(layer: Any, items: list[tuple[str, dict[str, Any]]]) -> list[BaseException | None]:
-    """``layer.send_many(items)``, or one ``send`` each for a layer without it."""
-    method = getattr(layer, "send_many", None)
-    if method is not None:
-        return method(items)
-    results: list[BaseException | None] = []
-    for channel, message in items:
-        try:
-            layer.send(channel, message)
-        except Exception as exc:
-            results.append(exc)
-        else:
-            results.append(None)
-    return results

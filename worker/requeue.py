@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any
 
+from asgi_backends.base import ChannelLayer, loggable_name
+
 logger = logging.getLogger(__name__)
 
 RETRIES_KEY = "__retries__"
@@ -34,7 +36,7 @@ class Requeuer:
             tried again (with the same backoff) before the message is dropped.
     """
 
-    def __init__(self, channel_layer: Any, full_retries: int = 10) -> None:
+    def __init__(self, channel_layer: ChannelLayer, full_retries: int = 10) -> None:
         self.channel_layer = channel_layer
         self.full_retries = full_retries
         self._heap: list[tuple[float, int, str, dict, int]] = []
@@ -47,7 +49,7 @@ class Requeuer:
         """Send ``content`` to ``channel`` after ``delay`` seconds."""
         with self._cond:
             if self._closed:
-                logger.warning("Worker stopping: dropping retry of a message on %s", channel)
+                logger.warning("Worker stopping: dropping retry of a message on %s", loggable_name(channel))
                 return
             heapq.heappush(self._heap, (time.monotonic() + delay, next(self._counter), channel, content, full_attempt))
             if self._thread is None:
@@ -89,7 +91,7 @@ class Requeuer:
         except self.channel_layer.ChannelFull:
             if full_attempt < self.full_retries:
                 return False
-            logger.warning("Dropping a retried message: channel %s stayed full", channel)
+            logger.warning("Dropping a retried message: channel %s stayed full", loggable_name(channel))
         except Exception:
-            logger.exception("Could not put a retried message back on %s", channel)
+            logger.exception("Could not put a retried message back on %s", loggable_name(channel))
         return True

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
+from asgi_backends.base import ChannelLayer, loggable_name
+
 if TYPE_CHECKING:
     from .worker import Worker
 
@@ -36,7 +38,7 @@ class RawMessage:
 
     __slots__ = ("content", "channel_name", "channel_layer")
 
-    def __init__(self, content: dict, channel_name: str, channel_layer: Any) -> None:
+    def __init__(self, content: dict, channel_name: str, channel_layer: ChannelLayer) -> None:
         self.content = content
         self.channel_name = channel_name
         self.channel_layer = channel_layer
@@ -55,7 +57,7 @@ class WorkerHooks:
     Every method is called from the worker thread that holds the message.
     """
 
-    def make_message(self, channel: str, content: dict, channel_layer: Any) -> Any:
+    def make_message(self, channel: str, content: dict, channel_layer: ChannelLayer) -> Any:
         """Return the object handed to ``router.match`` and to the consumer."""
         return RawMessage(content, channel, channel_layer)
 
@@ -69,7 +71,7 @@ class WorkerHooks:
     def ready(self, worker: Worker) -> None:
         """Called once the worker's threads are about to start receiving."""
 
-    def error(self, channel: str, content: dict, exc: BaseException, channel_layer: Any) -> None:
+    def error(self, channel: str, content: dict, exc: BaseException, channel_layer: ChannelLayer) -> None:
         """Called after a consumer raised (the traceback is already logged).
 
         The default answers an ``http.request`` with a plain 500 so the
@@ -80,4 +82,4 @@ class WorkerHooks:
             try:
                 channel_layer.send(reply_channel, INTERNAL_ERROR)
             except Exception:
-                logger.exception("Could not send the 500 response to %s", reply_channel)
+                logger.exception("Could not send the 500 response to %s", loggable_name(reply_channel))

@@ -22,6 +22,8 @@ import signal
 import threading
 from typing import Any, Iterable, Protocol
 
+from asgi_backends.base import ChannelLayer, loggable_name
+
 from .exceptions import ConsumeLater
 from .requeue import RETRIES_KEY, Requeuer, retry_delay
 from .signals import WorkerHooks
@@ -85,7 +87,7 @@ class Worker:
 
     def __init__(
         self,
-        channel_layer: Any,
+        channel_layer: ChannelLayer,
         router: Router,
         hooks: WorkerHooks | None = None,
         threads: int = 1,
@@ -215,9 +217,9 @@ class Worker:
 
         Up to ``threads + prefetch`` messages are held in this process (in a
         thread's hands or ready), one slot each; whatever slots are free are
-        filled with one ``receive_many`` round trip.
+        filled with one ``receive_batch`` round trip.
         """
-        receive_many = _batch_receiver(self.channel_layer)
+        receive_batch = self.channel_layer.receive_batch
         listen = self._listen
         control = self.control_prefix
         slots = self._slots
@@ -233,7 +235,7 @@ class Worker:
                         slots.release(free)
                         return
                     try:
-                        batch = receive_many(listen, free, block=True)
+                        batch = receive_batch(listen, free, block=True)
                     except Exception:
                         logger.exception("Receiving from the channel layer failed; retrying")
                         self._stopping.wait(0.5)  # back off while the layer is down
@@ -265,11 +267,12 @@ class Worker:
             message = self._make_message(channel, content, self.channel_layer)
             match = self._match(message)
         except Exception:
-            logger.exception("Could not route a message on %s (reply channel %s)", channel, content.get("reply_channel"))
+            logger.exception("Could not route a message on %s (reply channel %s)", channel,
+                             loggable_name(content.get("reply_channel")))
             return
         if match is None:
             logger.warning("No route matches a message on %s (reply channel %s); check your routing",
-                           channel, content.get("reply_channel"))
+                           channel, loggable_name(content.get("reply_channel")))
             return
         consumer, kwargs = match
         self._dispatching(channel, message, consumer)
@@ -289,24 +292,10 @@ class Worker:
         attempt = content.get(RETRIES_KEY, 0) + 1
         if attempt > self.message_retries:
             logger.warning("Dropping a message on %s (reply channel %s) after %d ConsumeLater retries",
-                           channel, content.get("reply_channel"), self.message_retries)
+                           channel, loggable_name(content.get("reply_channel")), self.message_retries)
             return
         content[RETRIES_KEY] = attempt
         self._requeuer.schedule(channel, content, retry_delay(attempt))
-
-
-def _batch_receiver(layer: Any) -> Any:
-    """Return ``layer.receive_many``, or a stand-in taking one message for layers without it."""
-    method = getattr(layer, "receive_many", None)
-    if method is not None:
-        return method
-    receive = layer.receive
-
-    def receive_one(channels: list[str], max_messages: int, block: bool = False) -> list[tuple[str, dict]]:
-        channel, message = receive(channels, block=block)
-        return [] if channel is None else [(channel, message)]
-
-    return receive_one
 
 
 def _name(thing: Any) -> str:

@@ -1,7 +1,7 @@
 """The Redis layer's batch operations: many messages in one round trip per shard.
 
-``send_many`` runs one Lua call per shard for its share of a batch;
-``receive_many`` empties each shard's lists one entry from each in turn, and
+``send_batch`` runs one Lua call per shard for its share of a batch;
+``receive_batch`` empties each shard's lists one entry from each in turn, and
 when they are empty waits in ``BLMPOP`` so a burst arrives in the same round
 trip. :class:`~asgi_backends.redis.layer.RedisChannelLayer` mixes this in;
 the methods rely on its routing, encoding and decoding.
@@ -22,12 +22,12 @@ logger = logging.getLogger(__name__)
 
 
 class BatchOperations:
-    """``send_many`` and ``receive_many`` for :class:`~asgi_backends.redis.layer.RedisChannelLayer`."""
-    def send_many(self, items: Iterable[tuple[str, Message]]) -> list[Exception | None]:
+    """``send_batch`` and ``receive_batch`` for :class:`~asgi_backends.redis.layer.RedisChannelLayer`."""
+    def send_batch(self, items: Iterable[tuple[str, Message]]) -> list[Exception | None]:
         """Send several messages in one round trip per shard involved.
 
         Per message, the same rules and results as :meth:`send` (see
-        :meth:`~asgi_backends.base.BaseChannelLayer.send_many` for the
+        :meth:`~asgi_backends.base.BaseChannelLayer.send_batch` for the
         contract): each item's result is None or the ``ChannelFull``,
         ``MessageTooLarge`` or ``TypeError`` it met, the others are still
         sent, and a refused message's later ones to the same channel are
@@ -67,7 +67,7 @@ class BatchOperations:
         stats = (self.prefix + "stats:",)
         for shard, (indexes, args) in batches.items():
             refused: set[str] = set()
-            for index, queued in zip(indexes, shard.run("send_many", stats, args)):
+            for index, queued in zip(indexes, shard.run("send_batch", stats, args)):
                 if not queued:
                     channel = items[index][0]
                     queue = non_local_name(channel)
@@ -80,7 +80,7 @@ class BatchOperations:
                         )
         return results
 
-    def receive_many(
+    def receive_batch(
         self, channels: list[str], max_messages: int, block: bool = False,
     ) -> list[tuple[str, Message]]:
         """Take up to ``max_messages`` messages in one round trip per shard.
@@ -162,14 +162,14 @@ class BatchOperations:
             room = min(share, wanted - len(received))
             if room <= 0:
                 break
-            entries = target[0].run("receive_many", target[1], (self.prefix, room))
+            entries = target[0].run("receive_batch", target[1], (self.prefix, room))
             if len(entries) == room and len(targets) > 1:
                 more.append(target)
             self._decode_into(entries, received)
         for shard, keys in more:
             if len(received) >= wanted:
                 break
-            self._decode_into(shard.run("receive_many", keys, (self.prefix, wanted - len(received))), received)
+            self._decode_into(shard.run("receive_batch", keys, (self.prefix, wanted - len(received))), received)
         return received
 
     def _decode_into(self, entries: list[bytes], received: list[tuple[str, Message]]) -> None:

@@ -4,8 +4,8 @@ Every operation that touches more than one key is one Lua script (see
 ``scripts/*.lua`` for the key layout), called by SHA in a single round trip:
 ``send`` is one ``EVALSHA``, a ``receive`` that finds a message is one
 ``EVALSHA``, and a blocked ``receive`` waits in ``BLPOP``, woken by Redis the
-moment a message is pushed. The batch operations ``send_many`` and
-``receive_many`` are one ``EVALSHA`` per shard for the whole batch.
+moment a message is pushed. The batch operations ``send_batch`` and
+``receive_batch`` are one ``EVALSHA`` per shard for the whole batch.
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
     """
 
     extensions = ["groups", "flush", "statistics", "twisted", "asyncio"]
-    cross_process = True
 
     def __init__(
         self,

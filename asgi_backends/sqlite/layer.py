@@ -152,7 +152,6 @@ class SQLiteChannelLayer(BaseChannelLayer):
     """
 
     extensions = ["groups", "flush", "statistics", "twisted", "asyncio"]
-    cross_process = True
 
     def __init__(
         self,

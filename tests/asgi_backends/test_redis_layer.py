@@ -156,13 +156,13 @@ def test_batches_encrypted_at_rest_and_undecryptable_entries_skipped(redis_serve
     layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", symmetric_encryption_keys=["s3cret"])
     other = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", symmetric_encryption_keys=["other"])
     secret = {"card": "CARD-NUMBER-4111-1111", "blob": b"PLAINBYTES"}
-    assert layer.send_many([("rt.secret", secret), ("rt.secret", {"n": 2})]) == [None, None]
-    assert other.send_many([("rt.secret", {"n": "foreign"})]) == [None]
+    assert layer.send_batch([("rt.secret", secret), ("rt.secret", {"n": 2})]) == [None, None]
+    assert other.send_batch([("rt.secret", {"n": "foreign"})]) == [None]
     layer.send("rt.secret", {"n": 4})
     stored = raw.lrange("rt:rt.secret", 0, -1)
     assert len(stored) == 4 and not any(b"CARD-NUMBER" in entry or b"PLAINBYTES" in entry for entry in stored)
     with caplog.at_level(logging.ERROR, logger="asgi_backends.redis.layer"):
-        got = layer.receive_many(["rt.secret"], 10)
+        got = layer.receive_batch(["rt.secret"], 10)
     assert got == [("rt.secret", secret), ("rt.secret", {"n": 2}), ("rt.secret", {"n": 4})]
     assert len([r for r in caplog.records if "Dropped" in r.getMessage()]) == 1
     layer.flush()
@@ -170,9 +170,9 @@ def test_batches_encrypted_at_rest_and_undecryptable_entries_skipped(redis_serve
 
 def test_batch_scripts_reloaded_after_script_flush(layer, raw):
     raw.script_flush()
-    assert layer.send_many([("rt.script", {"n": 1}), ("rt.script", {"n": 2})]) == [None, None]
+    assert layer.send_batch([("rt.script", {"n": 1}), ("rt.script", {"n": 2})]) == [None, None]
     raw.script_flush()
-    assert layer.receive_many(["rt.script"], 5) == [("rt.script", {"n": 1}), ("rt.script", {"n": 2})]
+    assert layer.receive_batch(["rt.script"], 5) == [("rt.script", {"n": 1}), ("rt.script", {"n": 2})]
 
 
 def test_blocking_batch_receive_without_blmpop(caplog):
@@ -187,18 +187,18 @@ def test_blocking_batch_receive_without_blmpop(caplog):
     try:
         layer = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{port}/0"], prefix="rt:", blocking_timeout=2)
         wait_for(lambda: _answers(layer))
-        timer = threading.Timer(0.2, layer.send_many, args=([("rt.old", {"n": n}) for n in range(3)],))
+        timer = threading.Timer(0.2, layer.send_batch, args=([("rt.old", {"n": n}) for n in range(3)],))
         timer.start()
         with caplog.at_level(logging.INFO, logger="asgi_backends.redis.batch"):
-            got = layer.receive_many(["rt.old"], 5, block=True)
+            got = layer.receive_batch(["rt.old"], 5, block=True)
         timer.join()
-        got += layer.receive_many(["rt.old"], 5)
+        got += layer.receive_batch(["rt.old"], 5)
         assert got == [("rt.old", {"n": n}) for n in range(3)]
         assert any("no BLMPOP" in record.getMessage() for record in caplog.records)
         # Remembered: the next blocking batch goes straight to BLPOP.
         caplog.clear()
         layer.send("rt.old", {"n": 3})
-        assert layer.receive_many(["rt.old"], 5, block=True) == [("rt.old", {"n": 3})]
+        assert layer.receive_batch(["rt.old"], 5, block=True) == [("rt.old", {"n": 3})]
         assert not caplog.records
         layer.close()
     finally:
@@ -209,7 +209,7 @@ def test_blocking_batch_receive_without_blmpop(caplog):
 
 def _answers(layer):
     try:
-        return layer.receive_many(["rt.ping"], 1) == []
+        return layer.receive_batch(["rt.ping"], 1) == []
     except Exception:
         return False
 

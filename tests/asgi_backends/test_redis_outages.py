@@ -37,9 +37,9 @@ def test_outage_raises_then_reconnects(redis_servers):
         lambda: layer.send("rt.out", {"n": 2}),
         lambda: layer.receive(["rt.out"]),
         lambda: layer.receive(["rt.out"], block=True),
-        lambda: layer.send_many([("rt.out", {"n": 2}), ("rt.other", {"n": 2})]),
-        lambda: layer.receive_many(["rt.out"], 5),
-        lambda: layer.receive_many(["rt.out", "rt.other"], 5, block=True),
+        lambda: layer.send_batch([("rt.out", {"n": 2}), ("rt.other", {"n": 2})]),
+        lambda: layer.receive_batch(["rt.out"], 5),
+        lambda: layer.receive_batch(["rt.out", "rt.other"], 5, block=True),
         lambda: layer.send_group("rt-group", {"n": 3}),
         lambda: layer.group_channels("rt-group"),
         layer.flush,
@@ -52,8 +52,8 @@ def test_outage_raises_then_reconnects(redis_servers):
     # Fresh server: scripts are reloaded, pooled connections replaced.
     layer.send("rt.out", {"n": 4})
     assert layer.receive(["rt.out"], block=True) == ("rt.out", {"n": 4})
-    assert layer.send_many([("rt.out", {"n": 5})]) == [None]
-    assert layer.receive_many(["rt.out"], 5, block=True) == [("rt.out", {"n": 5})]
+    assert layer.send_batch([("rt.out", {"n": 5})]) == [None]
+    assert layer.receive_batch(["rt.out"], 5, block=True) == [("rt.out", {"n": 5})]
     layer.close()
 
 

@@ -1,4 +1,4 @@
-"""The outbox flushes a consumer's held sends in batches (``send_many``), keeping their order."""
+"""The outbox flushes a consumer's held sends in batches (``send_batch``), keeping their order."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_flush_sends_consecutive_channel_sends_in_one_batch_and_groups_in_place(
     outbox.add(Channel("outbox.b", channel_layer=counting), {"n": 3})
     outbox.add(Channel("outbox.a", channel_layer=counting), {"n": 4})
     outbox.flush(first=[(Channel("outbox.b", channel_layer=counting), {"n": "first"})])
-    assert counting.calls == ["send_many", "send_group", "send_many"]
+    assert counting.calls == ["send_batch", "send_group", "send_batch"]
     assert [m["n"] for m in drain(layer, "outbox.a")] == [0, 1, 2, 4]
     assert [m["n"] for m in drain(layer, "outbox.b")] == ["first", 3]
     assert [m["n"] for m in drain(layer, "outbox.member")] == ["group"]

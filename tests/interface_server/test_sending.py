@@ -1,4 +1,4 @@
-"""The sender threads batch queued messages into ``send_many`` calls without reordering a connection."""
+"""The sender threads batch queued messages into ``send_batch`` calls without reordering a connection."""
 
 from __future__ import annotations
 
@@ -39,13 +39,13 @@ class Reactor:
 def test_sender_batches_keeps_order_and_retries_full_channels():
     layer = ChannelLayer(capacity=3)
     calls = []
-    send_many = layer.send_many
+    send_batch = layer.send_batch
 
-    def counting_send_many(items):
+    def counting_send_batch(items):
         calls.append(len(items))
-        return send_many(items)
+        return send_batch(items)
 
-    layer.send_many = counting_send_many
+    layer.send_batch = counting_send_batch
     errors = []
     sender = Sender(layer, Reactor(), threads=1, full_retry=2.0)
     for n in range(3):
