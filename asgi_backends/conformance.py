@@ -125,6 +125,23 @@ class ConformanceTests:
         with pytest.raises(TypeError):
             layer.send(name, {"x": 1})
 
+    def test_layer_meets_the_typed_contract(self):
+        from asgi_backends.base import CHANNEL_LAYER_MEMBERS, ChannelLayer
+
+        layer = self.layer()
+        assert isinstance(layer, ChannelLayer)
+        assert isinstance(layer.cross_process, bool)
+        missing = [name for name in CHANNEL_LAYER_MEMBERS if not hasattr(layer, name)]
+        assert not missing
+
+    def test_receive_many_is_the_1x_name_of_receive(self):
+        layer = self.layer()
+        assert layer.receive_many(["conf.rm"]) == (None, None)
+        layer.send("conf.rm", {"n": 1})
+        layer.send("conf.rm", {"n": 2})
+        assert layer.receive_many(["conf.rm"]) == ("conf.rm", {"n": 1})
+        assert layer.receive_many(["conf.rm"], block=True) == ("conf.rm", {"n": 2})
+
     def test_receive_rejects_bad_names(self):
         layer = self.layer()
         with pytest.raises(TypeError):

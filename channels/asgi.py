@@ -7,9 +7,13 @@ A project's ``asgi.py`` hands its layer to the interface server::
     from channels.asgi import get_channel_layer
     channel_layer = get_channel_layer()
 
-The returned object is the backend layer itself, with two attributes added:
-``router`` (the project's :class:`~channels.routing.Router`) and ``alias``.
-A worker or interface server started from it needs nothing else.
+``get_channel_layer`` returns the backend layer itself (any
+:class:`asgi_backends.base.ChannelLayer`): that is all an interface server
+needs. The registry, :data:`channel_layers`, holds a
+:class:`ChannelLayerWrapper` per alias, as Channels 1.x did: the backend
+(``.channel_layer``), the ``.alias`` and the project's ``.routing`` and
+``.router``; every other attribute is the backend's, so
+``channel_layers["default"].send(...)`` works as on the backend.
 
 Settings::
 
@@ -29,9 +33,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from django.core.exceptions import ImproperlyConfigured
+
+from asgi_backends.base import CHANNEL_LAYER_MEMBERS, ChannelLayer
+
+if TYPE_CHECKING:
+    from .routing import Router
 
 DEFAULT_CHANNEL_LAYER = "default"
 
@@ -46,15 +55,63 @@ BACKEND_ALIASES: dict[str, str] = {
 }
 
 
-class ChannelLayerManager:
-    """Maps aliases to layer objects, building each on first use from settings.
+class ChannelLayerWrapper:
+    """A configured channel layer as the Django side sees it.
 
-    ``channel_layers["default"]`` returns the layer (with ``.router`` and
-    ``.alias``); ``"default" in channel_layers`` says whether it is configured.
+    Args:
+        channel_layer: the backend layer.
+        alias: its name in ``settings.CHANNEL_LAYERS``.
+        routing: the routing (a list of routes, or a dotted path to one).
+
+    Attributes:
+        channel_layer: the backend, what an interface server is given.
+        alias: the alias.
+        routing: the routing as configured.
+        router: the :class:`~channels.routing.Router` built from it; tests
+            replace it (see :class:`channels.test.apply_routes`).
+
+    It is a :class:`~asgi_backends.base.ChannelLayer` itself: the
+    contract's members are the backend's own (bound when the wrapper is
+    made), and any other attribute is looked up on the backend, so the
+    wrapper can be used wherever a layer is expected.
+    """
+
+    def __init__(self, channel_layer: ChannelLayer, alias: str, routing: Any) -> None:
+        from .routing import Router
+
+        if isinstance(channel_layer, ChannelLayerWrapper):
+            channel_layer = channel_layer.channel_layer
+        self.channel_layer = channel_layer
+        for name in CHANNEL_LAYER_MEMBERS:
+            setattr(self, name, getattr(channel_layer, name))
+        self.alias = alias
+        self.routing = routing
+        self.router: Router = Router(routing)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the wrapper itself lacks: the backend's API.
+        if name == "channel_layer":  # not set yet (during unpickling): do not recurse
+            raise AttributeError(name)
+        return getattr(self.channel_layer, name)
+
+    def __str__(self) -> str:
+        from .utils import name_that_thing
+
+        return f"{self.alias} ({name_that_thing(type(self.channel_layer))})"
+
+    def __repr__(self) -> str:
+        return f"<ChannelLayerWrapper {self}>"
+
+
+class ChannelLayerManager:
+    """Maps aliases to :class:`ChannelLayerWrapper` objects, building each on first use from settings.
+
+    ``channel_layers["default"]`` returns the wrapper; ``"default" in
+    channel_layers`` says whether it is configured.
     """
 
     def __init__(self) -> None:
-        self.backends: dict[str, Any] = {}
+        self.backends: dict[str, ChannelLayerWrapper] = {}
         self._lock = threading.RLock()
 
     @property
@@ -64,7 +121,7 @@ class ChannelLayerManager:
 
         return getattr(settings, "CHANNEL_LAYERS", None) or {}
 
-    def __getitem__(self, alias: str) -> Any:
+    def __getitem__(self, alias: str) -> ChannelLayerWrapper:
         try:
             return self.backends[alias]
         except KeyError:
@@ -77,7 +134,7 @@ class ChannelLayerManager:
     def __contains__(self, alias: object) -> bool:
         return alias in self.backends or alias in self.configs
 
-    def make_backend(self, alias: str) -> Any:
+    def make_backend(self, alias: str) -> ChannelLayerWrapper:
         """Build the layer for ``alias`` from settings.
 
         Raises:
@@ -97,8 +154,15 @@ class ChannelLayerManager:
             raise ImproperlyConfigured(f"CHANNEL_LAYERS[{alias!r}] must be a dict with a 'BACKEND' key, not {config!r}")
         return build_layer(alias, config["BACKEND"], config.get("CONFIG") or {}, config.get("ROUTING", []))
 
-    def set(self, alias: str, layer: Any) -> Any:
-        """Make ``alias`` use ``layer``; return the layer it replaced (or None)."""
+    def set(self, alias: str, layer: ChannelLayerWrapper | ChannelLayer | None) -> ChannelLayerWrapper | None:
+        """Make ``alias`` use ``layer``; return the wrapper it replaced (or None).
+
+        A bare backend layer is wrapped with the routing configured for
+        ``alias`` (none if the alias is not configured). ``None`` forgets
+        the alias, so the next lookup builds it from settings again.
+        """
+        if layer is not None and not isinstance(layer, ChannelLayerWrapper):
+            layer = ChannelLayerWrapper(layer, alias, self.configs.get(alias, {}).get("ROUTING", []))
         with self._lock:
             old = self.backends.get(alias)
             if layer is None:
@@ -108,11 +172,11 @@ class ChannelLayerManager:
             return old
 
     @contextlib.contextmanager
-    def override(self, alias: str, layer: Any) -> Iterator[Any]:
+    def override(self, alias: str, layer: ChannelLayerWrapper | ChannelLayer) -> Iterator[ChannelLayerWrapper]:
         """Use ``layer`` for ``alias`` inside a ``with`` block, then restore."""
         old = self.set(alias, layer)
         try:
-            yield layer
+            yield self.backends[alias]
         finally:
             self.set(alias, old)
 
@@ -140,10 +204,13 @@ def backend_class(path: str, alias: str = DEFAULT_CHANNEL_LAYER) -> type:
         raise ImproperlyConfigured(f"Cannot import BACKEND {shown} of channel layer {alias!r}: {exc}") from exc
 
 
-def build_layer(alias: str, backend: str, config: dict[str, Any], routing: Any) -> Any:
-    """Instantiate a layer and attach ``router`` and ``alias`` to it."""
-    from .routing import Router
+def build_layer(alias: str, backend: str, config: dict[str, Any], routing: Any) -> ChannelLayerWrapper:
+    """Instantiate a backend layer and wrap it with its ``alias`` and ``routing``.
 
+    Raises:
+        ImproperlyConfigured: the backend cannot be imported, rejects
+            ``config``, or ``routing`` is invalid.
+    """
     cls = backend_class(backend, alias)
     if not isinstance(config, dict):
         raise ImproperlyConfigured(f"CHANNEL_LAYERS[{alias!r}]['CONFIG'] must be a dict, not {config!r}")
@@ -151,13 +218,14 @@ def build_layer(alias: str, backend: str, config: dict[str, Any], routing: Any) 
         layer = cls(**config)
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"Channel layer {alias!r} ({backend}) rejected its CONFIG {config!r}: {exc}") from exc
-    layer.alias = alias
-    layer.router = Router(routing)
-    return layer
+    return ChannelLayerWrapper(layer, alias, routing)
 
 
-def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> Any:
-    """Set Django up if needed and return the layer for ``alias`` (with its router).
+def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> ChannelLayer:
+    """Set Django up if needed and return the backend layer for ``alias``.
+
+    This is what a project's ``asgi.py`` hands the interface server. Code
+    that needs the routing too uses ``channel_layers[alias]``.
 
     Raises:
         ImproperlyConfigured: see :meth:`ChannelLayerManager.make_backend`.
@@ -168,9 +236,10 @@ def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> Any:
         import django
 
         django.setup(set_prefix=False)
-    return channel_layers[alias]
+    return channel_layers[alias].channel_layer
 
 
 channel_layers = ChannelLayerManager()
 
-__all__ = ["BACKEND_ALIASES", "DEFAULT_CHANNEL_LAYER", "ChannelLayerManager", "channel_layers", "get_channel_layer"]
+__all__ = ["BACKEND_ALIASES", "DEFAULT_CHANNEL_LAYER", "ChannelLayerManager", "ChannelLayerWrapper",
+           "channel_layers", "get_channel_layer"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgi_backends.base import ChannelLayer
+
 from .asgi import DEFAULT_CHANNEL_LAYER, channel_layers
 from .outbox import outbox
 
@@ -34,7 +36,7 @@ class Channel:
     #: the layer method that sends to this target (used when held sends are flushed)
     layer_method = "send"
 
-    def __init__(self, name: str, alias: str = DEFAULT_CHANNEL_LAYER, channel_layer: Any = None) -> None:
+    def __init__(self, name: str, alias: str = DEFAULT_CHANNEL_LAYER, channel_layer: ChannelLayer | None = None) -> None:
         self.name = _name(name, "Channel")
         self.channel_layer = channel_layer if channel_layer is not None else channel_layers[alias]
 
@@ -83,7 +85,7 @@ class Group:
 
     layer_method = "send_group"
 
-    def __init__(self, name: str, alias: str = DEFAULT_CHANNEL_LAYER, channel_layer: Any = None) -> None:
+    def __init__(self, name: str, alias: str = DEFAULT_CHANNEL_LAYER, channel_layer: ChannelLayer | None = None) -> None:
         self.name = _name(name, "Group")
         self.channel_layer = channel_layer if channel_layer is not None else channel_layers[alias]
 

@@ -25,6 +25,8 @@ from django.urls import set_script_prefix
 from django.utils.functional import cached_property
 from django.utils.http import parse_header_parameters
 
+from asgi_backends.base import loggable_name
+
 from .exceptions import RequestAborted, RequestTimeout, ResponseLater
 
 logger = logging.getLogger("django.request")
@@ -297,7 +299,7 @@ class ViewConsumer:
                     now = time.monotonic()
                     deadline = deadline or now + self.send_timeout
                     if now >= deadline:
-                        logger.warning("Reply channel %s stayed full; abandoning the response", reply.name)
+                        logger.warning("Reply channel %s stayed full; abandoning the response", loggable_name(reply.name))
                         return
                     time.sleep(0.05)  # the client reads slowly: give it time
 

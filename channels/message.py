@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any, ItemsView, KeysView, ValuesView
 
+from asgi_backends.base import ChannelLayer
+
 from .channel import Channel
 
 
@@ -22,7 +24,7 @@ class Message:
     ``user``).
     """
 
-    def __init__(self, content: dict, channel_name: str, channel_layer: Any) -> None:
+    def __init__(self, content: dict, channel_name: str, channel_layer: ChannelLayer) -> None:
         self.content = content
         self.channel_layer = channel_layer
         self.channel = Channel(channel_name, channel_layer=channel_layer)

@@ -28,6 +28,8 @@ from typing import Any
 from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
+from asgi_backends.base import ChannelLayer
+
 from .models import DelayedMessage, InvalidDelayedMessage
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ class DelayWorker:
 
     batch_size = 100
 
-    def __init__(self, channel_layer: Any, signal_handlers: bool = True, full_retries: int = 10,
+    def __init__(self, channel_layer: ChannelLayer, signal_handlers: bool = True, full_retries: int = 10,
                  recheck_interval: float = 30.0) -> None:
         self.channel_layer = channel_layer
         self.signal_handlers = signal_handlers

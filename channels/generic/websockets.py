@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterable
 
 from django.core.serializers.json import DjangoJSONEncoder
 
+from asgi_backends.base import loggable_name
+
 from ..auth import (
     channel_and_http_session_user_from_http,
     channel_session_user,
@@ -225,7 +227,8 @@ class JsonWebsocketConsumer(WebsocketConsumer):
 
     def invalid_frame(self, error: str, **kwargs: Any) -> None:
         """Tell the client its frame was rejected (and close, if ``close_on_invalid_frame``)."""
-        logger.info("Rejected a frame from %s on %s: %s", self.message.reply_channel, self.message.get("path"), error)
+        logger.info("Rejected a frame from %s on %s: %s", loggable_name(self.message.reply_channel.name),
+                    self.message.get("path"), error)
         self.send({"error": error}, close=1007 if self.close_on_invalid_frame else False)
 
     def receive(self, content: Any, **kwargs: Any) -> None:  # type: ignore[override]

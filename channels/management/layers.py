@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError
 
-from channels.asgi import channel_layers
+from channels.asgi import ChannelLayerWrapper, channel_layers
 from channels.utils import name_that_thing
 
 
-def cross_process_layer(alias: str, role: str) -> object:
+def cross_process_layer(alias: str, role: str) -> ChannelLayerWrapper:
     """Return the layer ``alias``, which must reach other processes.
 
     ``role`` finishes the sentence explaining the refusal ("a separate
@@ -23,8 +23,8 @@ def cross_process_layer(alias: str, role: str) -> object:
         layer = channel_layers[alias]
     except ImproperlyConfigured as exc:
         raise CommandError(str(exc)) from exc
-    if getattr(layer, "cross_process", True) is False:
+    if not layer.cross_process:
         raise CommandError(
-            f"Channel layer {alias!r} ({name_that_thing(type(layer))}) cannot cross processes, so {role}"
+            f"Channel layer {alias!r} ({name_that_thing(type(layer.channel_layer))}) cannot cross processes, so {role}"
         )
     return layer

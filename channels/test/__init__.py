@@ -12,8 +12,9 @@
             self.assertEqual(client.receive(), {"hi": 1})
 """
 
-from .base import ChannelTestCase, ChannelTestCaseMixin, Client, apply_routes
+from .base import ChannelTestCase, ChannelTestCaseMixin, Client, TransactionChannelTestCase, apply_routes
 from .http import HttpClient
 from .websocket import WSClient
 
-__all__ = ["ChannelTestCase", "ChannelTestCaseMixin", "Client", "HttpClient", "WSClient", "apply_routes"]
+__all__ = ["ChannelTestCase", "ChannelTestCaseMixin", "Client", "HttpClient", "TransactionChannelTestCase",
+           "WSClient", "apply_routes"]

@@ -16,23 +16,21 @@ from typing import Any, Callable, Iterator
 
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from django.test import TestCase
+from django.test import TestCase, TransactionTestCase
 
-from ..asgi import DEFAULT_CHANNEL_LAYER, channel_layers
+from ..asgi import DEFAULT_CHANNEL_LAYER, ChannelLayerWrapper, channel_layers
+from ..channel import Group
 from ..message import Message
 from ..routing import Include, Router
 from ..worker import ChannelsHooks
 
 
-def fresh_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> Any:
+def fresh_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> ChannelLayerWrapper:
     """Return a new in-memory layer routed like ``settings.CHANNEL_LAYERS[alias]`` (empty routing if unset)."""
     from asgi_backends.inmemory import ChannelLayer
 
     routing = channel_layers.configs.get(alias, {}).get("ROUTING", [])
-    layer = ChannelLayer(blocking_timeout=0.1)
-    layer.alias = alias
-    layer.router = Router(routing)
-    return layer
+    return ChannelLayerWrapper(ChannelLayer(blocking_timeout=0.1), alias, routing)
 
 
 def receive_name(channel: str) -> str:
@@ -55,14 +53,16 @@ class ChannelTestCaseMixin:
 
     test_channel_aliases = [DEFAULT_CHANNEL_LAYER]
 
-    def _pre_setup(self) -> None:
-        super()._pre_setup()  # type: ignore[misc]
-        self._old_layers = {alias: channel_layers.set(alias, fresh_layer(alias)) for alias in self.test_channel_aliases}
-
-    def _post_teardown(self) -> None:
-        for alias, layer in self._old_layers.items():
-            channel_layers.set(alias, layer)
-        super()._post_teardown()  # type: ignore[misc]
+    def run(self, result: Any = None) -> Any:
+        """Run one test with fresh layers swapped in (around ``setUp`` and ``tearDown`` too)."""
+        # Done here rather than in _pre_setup, which Django 5.2 runs once per
+        # class for TransactionTestCase: every test needs its own layers.
+        old = {alias: channel_layers.set(alias, fresh_layer(alias)) for alias in self.test_channel_aliases}
+        try:
+            return super().run(result)  # type: ignore[misc]
+        finally:
+            for alias, layer in old.items():
+                channel_layers.set(alias, layer)
 
     def get_next_message(self, channel: str, alias: str = DEFAULT_CHANNEL_LAYER,
                          require: bool = False) -> Message | None:
@@ -75,6 +75,10 @@ class ChannelTestCaseMixin:
 
 class ChannelTestCase(ChannelTestCaseMixin, TestCase):
     """A Django ``TestCase`` with a fresh in-memory channel layer per test."""
+
+
+class TransactionChannelTestCase(ChannelTestCaseMixin, TransactionTestCase):
+    """A Django ``TransactionTestCase`` with a fresh in-memory channel layer per test."""
 
 
 @contextlib.contextmanager
@@ -101,15 +105,16 @@ class Client:
         alias: the channel layer to use.
 
     Attributes:
-        reply_channel: this client's own (process-specific) reply channel.
+        reply_channel: this client's own reply channel: a plain name, as in
+            Channels 1.x, so a test can ``receive`` on it directly.
     """
 
     def __init__(self, alias: str = DEFAULT_CHANNEL_LAYER) -> None:
         self.alias = alias
-        self.reply_channel = f"test.{secrets.token_hex(6)}!{secrets.token_hex(4)}"
+        self.reply_channel = f"test.reply.{secrets.token_hex(8)}"
 
     @property
-    def channel_layer(self) -> Any:
+    def channel_layer(self) -> ChannelLayerWrapper:
         """The layer this client talks to (looked up on each use, so test layer swaps apply)."""
         return channel_layers[self.alias]
 
@@ -120,6 +125,15 @@ class Client:
     def get_consumer(self, message: Message) -> tuple[Any, dict[str, Any]] | None:
         """Return ``(consumer, kwargs)`` the routing picks for ``message``, or None."""
         return self.channel_layer.router.match(message)
+
+    def get_consumer_by_channel(self, channel: str) -> Any:
+        """Return the consumer routed for an empty-text message on ``channel``, or None (Channels 1.x)."""
+        match = self.get_consumer(Message({"text": ""}, channel, self.channel_layer))
+        return None if match is None else match[0]
+
+    def join_group(self, group_name: str) -> None:
+        """Add this client's reply channel to group ``group_name``."""
+        Group(group_name, alias=self.alias).add(self.reply_channel)
 
     def send(self, to: str, content: dict | None = None) -> None:
         """Send a copy of ``content`` to channel ``to``, with this client's ``reply_channel`` filled in."""

@@ -16,6 +16,7 @@ import json
 from http.cookies import SimpleCookie
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib import auth
 from django.http import HttpRequest
@@ -34,6 +35,24 @@ def decode(text: str) -> Any:
         return text
 
 
+def as_text(value: str | bytes) -> str:
+    """Return a header name or value as str (bytes are read as latin-1, as HTTP does)."""
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def header_pairs(headers: Any) -> Any:
+    """Return ``headers`` as ``[[name, value], ...]`` bytes pairs, names lowercased.
+
+    Accepts a dict (as Channels 1.x tests passed) or a list of pairs, of str
+    or bytes; anything else is returned unchanged.
+    """
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    if not isinstance(headers, (list, tuple)):
+        return headers
+    return [[as_text(name).lower().encode("latin-1"), as_text(value).encode("latin-1")] for name, value in headers]
+
+
 class HttpClient(Client):
     """A :class:`~channels.test.Client` that carries cookies, a session and a login.
 
@@ -46,26 +65,37 @@ class HttpClient(Client):
         super().__init__(alias)
         self._session: Any = None
         self._cookies: dict[str, str] = {}
-        self._headers: dict[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
+        self._headers: dict[str, str] = {as_text(k).lower(): as_text(v) for k, v in (headers or {}).items()}
         self._pending: list[dict] = []
         self.order = 0
 
     # -- cookies, headers, session ----------------------------------------------
 
-    def set_cookie(self, key: str, value: str) -> None:
-        """Send cookie ``key=value`` with every handshake."""
-        self._cookies[key] = value
+    def set_cookie(self, key: str | bytes, value: str | bytes) -> None:
+        """Send cookie ``key=value`` with every handshake (str or bytes)."""
+        self._cookies[as_text(key)] = as_text(value)
 
     def get_cookies(self) -> dict[str, str]:
-        """Return the cookies sent with handshakes (the session cookie included once it exists)."""
+        """Return the cookies sent with handshakes.
+
+        With ``django.contrib.sessions`` installed they include the session
+        cookie, naming :attr:`session`, as Channels 1.x's client did.
+        """
         cookies = dict(self._cookies)
-        if self._session is not None:
-            cookies[settings.SESSION_COOKIE_NAME] = self._session.session_key
+        if apps.is_installed("django.contrib.sessions"):
+            cookies[settings.SESSION_COOKIE_NAME] = self.session.session_key
         return cookies
 
-    def set_header(self, name: str, value: str) -> None:
-        """Send header ``name`` with every handshake."""
-        self._headers[name.lower()] = value
+    def set_header(self, name: str | bytes, value: str | bytes) -> None:
+        """Send header ``name`` with every handshake (str or bytes).
+
+        Raises:
+            ValueError: ``name`` is ``cookie``: use :meth:`set_cookie`.
+        """
+        name = as_text(name).lower()
+        if name == "cookie":
+            raise ValueError("Set cookies with set_cookie(), not set_header('cookie', ...)")
+        self._headers[name] = as_text(value)
 
     @property
     def headers(self) -> list[list[bytes]]:
@@ -81,13 +111,21 @@ class HttpClient(Client):
 
     @property
     def session(self) -> Any:
-        """This client's Django session (created and saved on first use)."""
-        if self._session is None:
-            from importlib import import_module
+        """This client's session: the channel session of its reply channel, as in Channels 1.x.
 
-            store = import_module(settings.SESSION_ENGINE).SessionStore()
-            store.create()
-            self._session = store
+        Its key is sent as the session cookie, so ``http_session`` and
+        ``channel_session`` consumers both see what a test stores here
+        (save it with ``session.save()``).
+
+        Raises:
+            RuntimeError: ``django.contrib.sessions`` is not installed.
+        """
+        if not apps.is_installed("django.contrib.sessions"):
+            raise RuntimeError("Add django.contrib.sessions to INSTALLED_APPS to use the test client's session")
+        if self._session is None:
+            from ..sessions import session_for_reply_channel
+
+            self._session = session_for_reply_channel(self.reply_channel)
         return self._session
 
     def login(self, **credentials: Any) -> bool:
@@ -102,13 +140,15 @@ class HttpClient(Client):
         """Log ``user`` in to this client's session without checking credentials."""
         if backend is None:
             backend = settings.AUTHENTICATION_BACKENDS[0]
+        from ..sessions import save_channel_session
+
         request = HttpRequest()
         request.session = self.session
         auth.login(request, user, backend)
-        self.session.save()
+        save_channel_session(self.session)
 
     def logout(self) -> None:
-        """Log out and forget the session."""
+        """Log out: the session is flushed (a new, empty one is used from then on)."""
         if self._session is not None:
             request = HttpRequest()
             request.session = self._session
@@ -123,6 +163,8 @@ class HttpClient(Client):
         content.setdefault("reply_channel", self.reply_channel)
         path, _, query = path.partition("?")
         content.setdefault("path", path)
+        if "headers" in content:
+            content["headers"] = header_pairs(content["headers"])
         if to in HANDSHAKE_CHANNELS:
             content.setdefault("query_string", query.encode("latin-1"))
             content.setdefault("headers", self.headers)
@@ -149,10 +191,13 @@ class HttpClient(Client):
     ) -> None:
         """Send to ``to`` with the keys an interface server would add.
 
-        ``path`` may carry ``?query``; ``text`` (a str, or anything
-        JSON-encodable) becomes a WebSocket frame's text.
+        ``path`` may carry ``?query``; ``text`` (or ``content["text"]``), a
+        str or anything JSON-encodable, becomes a WebSocket frame's text:
+        what is not a str is sent as JSON, as Channels 1.x's client did.
         """
         content = dict(content or {})
+        if text is None:
+            text = content.get("text")
         if text is not None:
             content["text"] = text if isinstance(text, str) else json.dumps(text)
         self.channel_layer.send(to, self._fill(to, content, path))
@@ -179,22 +224,27 @@ class HttpClient(Client):
         """
         result = super().consume(channel, fail_on_none=fail_on_none)
         if channel == "websocket.connect" and check_accept:
-            received = self.receive(json=False)
+            received = self._next_reply()
             if not received or received.get("accept") is not True:
                 raise AssertionError(f"Connection not accepted: the first reply was {received!r}")
             if len(received) > 1:  # an accept carrying a frame: keep the frame for receive()
                 self._pending.append({k: v for k, v in received.items() if k != "accept"})
         return result
 
-    def receive(self, json: bool = True) -> Any:  # type: ignore[override]
-        """Return the next message on the reply channel (None if none).
+    def _next_reply(self) -> dict | None:
+        return self._pending.pop(0) if self._pending else super().receive()
 
-        With ``json``, a message that is only a text frame is returned as
-        its decoded JSON value (or the text itself when it is not JSON).
+    def receive(self, json: bool = True) -> Any:  # type: ignore[override]
+        """Return what the next message on the reply channel carries (None if there is none).
+
+        As in Channels 1.x: a message with a ``text`` frame gives its text,
+        decoded from JSON with ``json`` (the text itself when it is not
+        JSON); any other message (an accept, a close, bytes, an HTTP
+        response) is returned whole.
         """
-        content = self._pending.pop(0) if self._pending else super().receive()
-        if json and content and set(content) == {"text"} and isinstance(content["text"], str):
-            return decode(content["text"])
+        content = self._next_reply()
+        if content and isinstance(content.get("text"), str):
+            return decode(content["text"]) if json else content["text"]
         return content
 
     def request(self, method: str = "GET", path: str = "/", body: bytes = b"",
@@ -212,14 +262,14 @@ class HttpClient(Client):
             extra = [[k.lower().encode("latin-1"), v.encode("latin-1")] for k, v in headers.items()]
             content["headers"] = self.headers + extra
         self.send_and_consume("http.request", content, path=path)
-        first = self.receive(json=False)
+        first = self._next_reply()
         if first is None or "status" not in first:
             raise AssertionError(f"No response to {method} {path}: got {first!r}")
         response = {"status": first["status"], "headers": first.get("headers", []),
                     "content": first.get("content", b"")}
         more = first.get("more_content", False)
         while more:
-            chunk = self.receive(json=False)
+            chunk = self._next_reply()
             if chunk is None:
                 raise AssertionError(f"The response to {method} {path} stopped before its last chunk")
             response["content"] += chunk.get("content", b"")

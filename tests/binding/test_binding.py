@@ -184,7 +184,7 @@ class InboundTests(ChannelTestCase):
         client = WSClient()
         with apply_routes([route("websocket.receive", ItemBinding.consumer)]):
             client.send_and_consume("websocket.receive", text={"action": "create", "data": {"name": "x"}})
-        assert client.receive(json=False) == {
+        assert client.get_next_message(client.reply_channel).content == {
             "text": json.dumps({"error": "permission denied for create", "action": "create", "pk": None})}
 
 

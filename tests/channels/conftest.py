@@ -16,16 +16,13 @@ def django_db():
 
 @pytest.fixture
 def layer():
-    """A fresh in-memory layer (default routing) installed as the default layer."""
+    """A fresh in-memory layer (default routing) installed as the default layer, in its registry wrapper."""
     from asgi_backends.inmemory import ChannelLayer
     from channels import channel_layers
-    from channels.routing import Router
+    from channels.asgi import ChannelLayerWrapper
 
-    fresh = ChannelLayer(blocking_timeout=1.0)
-    fresh.alias = "default"
-    fresh.router = Router([])
-    with channel_layers.override("default", fresh):
-        yield fresh
+    with channel_layers.override("default", ChannelLayerWrapper(ChannelLayer(blocking_timeout=1.0), "default", [])) as wrapper:
+        yield wrapper
 
 
 @pytest.fixture(autouse=True)

@@ -19,11 +19,14 @@ def test_default_layer_from_settings_maps_historical_inmemory_path():
         "ROUTING": "tests.channels.test_registry.ROUTES",
     }}):
         layer = get_channel_layer()
-        assert isinstance(layer, ChannelLayer)
-        assert layer.capacity == 7 and layer.alias == "default"
-        assert "http.request" in layer.router.channels
+        assert isinstance(layer, ChannelLayer)  # the backend itself, as Channels 1.x returned
+        assert layer.capacity == 7
+        entry = channel_layers["default"]
+        assert entry.channel_layer is layer and entry.alias == "default"
+        assert "http.request" in entry.router.channels
+        assert not hasattr(layer, "router")  # the routing lives in the registry entry, not on the backend
         assert get_channel_layer() is layer  # built once
-    assert channel_layers["default"] is not layer  # settings change resets the registry
+    assert channel_layers["default"].channel_layer is not layer  # settings change resets the registry
 
 
 def test_historical_redis_path_resolves_to_ours():

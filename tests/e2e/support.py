@@ -35,11 +35,11 @@ def project_env(db_path: Path, redis_url: str | None = None) -> dict[str, str]:
 class Proc:
     """A started process with its output in a file; ended by PID (its own session)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path = PROJECT) -> None:
         self.log = log
         self.args = args
         with open(log, "wb") as out:
-            self.popen = subprocess.Popen(args, cwd=PROJECT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            self.popen = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                           start_new_session=True)
 
     @property

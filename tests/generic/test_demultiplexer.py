@@ -70,7 +70,7 @@ class DemultiplexerTests(ChannelTestCase):
         Group("streamers").add(client.reply_channel)
         WebsocketMultiplexer.group_send("streamers", "news", {"headline": "hi"}, close=True)
         expected = {"text": '{"stream": "news", "payload": {"headline": "hi"}}', "close": True}
-        assert client.receive(json=False) == expected
+        assert client.get_next_message(client.reply_channel).content == expected
 
     def test_demultiplexer_group_send_is_refused(self):
         with self.assertRaisesRegex(TypeError, "WebsocketMultiplexer.group_send"):

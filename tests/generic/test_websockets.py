@@ -186,7 +186,7 @@ class JsonWebsocketConsumerTests(ChannelTestCase):
         with apply_routes([route_class(consumers.StrictJson)]):
             client.send_and_consume("websocket.connect")
             client.send_and_consume("websocket.receive", text="nope")
-        reply = client.receive(json=False)
+        reply = client.get_next_message(client.reply_channel).content
         assert reply["close"] == 1007 and "invalid JSON" in reply["text"]
 
     def test_encode_and_decode_hooks(self):
@@ -194,7 +194,7 @@ class JsonWebsocketConsumerTests(ChannelTestCase):
         with apply_routes([route_class(consumers.Sorted)]):
             client.send_and_consume("websocket.connect")
             client.send_and_consume("websocket.receive", text='{"data": "x"}')
-        assert client.receive(json=False) == {"text": '{"data": {"a": 1, "b": "x"}}'}
+        assert client.receive(json=False) == '{"data": {"a": 1, "b": "x"}}'
 
     def test_dates_and_decimals_are_encoded(self):
         import datetime

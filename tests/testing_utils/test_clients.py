@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from channels import Channel, channel_layers
 from channels.routing import include, route
 from channels.sessions import channel_session
-from channels.test import ChannelTestCase, Client, HttpClient, WSClient, apply_routes
+from channels.test import ChannelTestCase, Client, HttpClient, TransactionChannelTestCase, WSClient, apply_routes
 
 
 def echo(message, **kwargs):
@@ -47,7 +47,7 @@ class ChannelTestCaseTests(ChannelTestCase):
 
     def test_the_layer_carries_the_configured_routing(self):
         layer = channel_layers["default"]
-        assert type(layer).__module__ == "asgi_backends.inmemory"
+        assert type(layer.channel_layer).__module__ == "asgi_backends.inmemory"
         assert "websocket.connect" in layer.router.channels  # the defaults are there
 
 
@@ -122,7 +122,8 @@ class HttpClientTests(ChannelTestCase):
         ws = self.get_next_message("results", require=True).content
         assert http["path"] == "/a/" and http["query_string"] == b"q=1" and http["method"] == "GET"
         assert [b"origin", b"http://example.com"] in http["headers"]
-        assert [b"cookie", b"flavour=oat"] in ws["headers"]
+        cookie = dict(ws["headers"])[b"cookie"]
+        assert cookie == b"flavour=oat; sessionid=" + client.session.session_key.encode()
         assert ws["order"] == 0
 
     def test_login_puts_the_user_in_the_session(self):
@@ -132,7 +133,7 @@ class HttpClientTests(ChannelTestCase):
         assert client.get_cookies()["sessionid"] == client.session.session_key
         assert client.session["_auth_user_id"] == str(User.objects.get(username="ada").pk)
         client.logout()
-        assert "sessionid" not in client.get_cookies()
+        assert "_auth_user_id" not in client.session
 
     def test_request_runs_the_django_view_layer(self):
         client = HttpClient()
@@ -181,5 +182,52 @@ class WSClientTests(ChannelTestCase):
         client = WSClient()
         channel_layers["default"].send(client.reply_channel, {"text": '{"a": 1}'})
         channel_layers["default"].send(client.reply_channel, {"text": "plain"})
-        assert client.receive(json=False) == {"text": '{"a": 1}'}
+        channel_layers["default"].send(client.reply_channel, {"close": True})
+        assert client.receive(json=False) == '{"a": 1}'
         assert client.receive() == "plain"
+        assert client.receive(json=False) == {"close": True}  # no text: the whole message
+        assert client.receive() is None
+
+
+class OneXClientTests(ChannelTestCase):
+    """What Channels 1.x tests did with the clients."""
+
+    def test_dict_text_in_content_is_sent_as_json(self):
+        client = WSClient()
+        with apply_routes([route("websocket.receive", record)]):
+            client.send_and_consume("websocket.receive", {"text": {"a": [1, 2]}}, path="/x/")
+        assert self.get_next_message("results", require=True).content["text"] == '{"a": [1, 2]}'
+
+    def test_headers_given_as_a_dict_or_as_bytes_reach_the_consumer_as_pairs(self):
+        client = WSClient()
+        client.set_header(b"Origin", b"http://example.com")
+        client.set_cookie(b"k", b"v")
+        with apply_routes([route("websocket.connect", record)]):
+            client.send_and_consume("websocket.connect", {"headers": {"X-Thing": b"1"}}, check_accept=False)
+            client.send_and_consume("websocket.connect", path="/", check_accept=False)
+        assert self.get_next_message("results", require=True).content["headers"] == [[b"x-thing", b"1"]]
+        headers = dict(self.get_next_message("results", require=True).content["headers"])
+        assert headers[b"origin"] == b"http://example.com" and headers[b"cookie"].startswith(b"k=v; ")
+        with self.assertRaises(ValueError):
+            client.set_header("Cookie", "a=b")
+
+    def test_reply_channel_is_plain_and_readable_directly(self):
+        client = Client()
+        assert "!" not in client.reply_channel and "?" not in client.reply_channel
+        client.join_group("fans")
+        from channels import Group
+
+        Group("fans").send({"text": "hi"})
+        assert channel_layers["default"].receive_many([client.reply_channel]) == (client.reply_channel, {"text": "hi"})
+
+    def test_get_consumer_by_channel(self):
+        client = Client()
+        with apply_routes([route("records", record)]):
+            assert client.get_consumer_by_channel("records") is record
+            assert client.get_consumer_by_channel("unrouted") is None
+
+
+class TransactionCaseTests(TransactionChannelTestCase):
+    def test_has_its_own_in_memory_layer(self):
+        channel_layers["default"].send("tx.check", {"n": 1})
+        assert self.get_next_message("tx.check", require=True).content == {"n": 1}

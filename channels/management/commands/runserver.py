@@ -20,7 +20,7 @@ from django.core.management import CommandError
 from django.db import connections
 from django.utils import autoreload
 
-from channels.asgi import DEFAULT_CHANNEL_LAYER, build_layer, channel_layers
+from channels.asgi import DEFAULT_CHANNEL_LAYER, ChannelLayerWrapper, build_layer, channel_layers
 from channels.log import setup_console_logging
 from channels.utils import name_that_thing
 
@@ -38,7 +38,7 @@ class Command(BaseRunserver):
         parser.add_argument("--noworker", action="store_false", dest="run_worker", default=True,
                             help="Run only the interface server; start workers with 'runworker'")
         parser.add_argument("--threads", type=int, default=4,
-                            help="Worker threads (default: %(default)s)")
+                            help="Worker threads (default: %(default)s; --nothreading runs one)")
         parser.add_argument("--layer", default=DEFAULT_CHANNEL_LAYER,
                             help="Channel layer alias to use (default: %(default)s)")
         parser.add_argument("--http_timeout", type=float, default=60.0,
@@ -49,9 +49,13 @@ class Command(BaseRunserver):
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options["verbosity"]
         setup_console_logging(self.verbosity)
+        if options["threads"] < 1:
+            raise CommandError(f"--threads must be at least 1, not {options['threads']}")
+        if not options.get("use_threading", True):
+            options["threads"] = 1  # Django's --nothreading: as in Channels 1.x, one worker thread
         super().handle(*args, **options)
 
-    def get_layer(self, alias: str) -> Any:
+    def get_layer(self, alias: str) -> ChannelLayerWrapper:
         """Return the configured layer, or an in-memory one when none is configured."""
         if alias == DEFAULT_CHANNEL_LAYER and alias not in channel_layers:
             layer = build_layer(alias, "asgi_backends.inmemory.ChannelLayer", {}, [])
@@ -77,6 +81,7 @@ class Command(BaseRunserver):
             conn.close()
 
         layer = self.get_layer(options["layer"])
+        threads = options["threads"]
         worker = None
         if options["run_worker"]:
             router = layer.router
@@ -85,10 +90,10 @@ class Command(BaseRunserver):
 
                 router = StaticFilesRouter(router)
             worker = Worker(layer, router=router, hooks=ChannelsHooks(log_consumers=self.verbosity > 1),
-                            threads=options["threads"], signal_handlers=False)
+                            threads=threads, signal_handlers=False)
             worker.start()
-        elif getattr(layer, "cross_process", True) is False:
-            self.stderr.write(f"Warning: --noworker with {name_that_thing(type(layer))}, which cannot cross "
+        elif not layer.cross_process:
+            self.stderr.write(f"Warning: --noworker with {name_that_thing(type(layer.channel_layer))}, which cannot cross "
                               "processes: nothing will answer requests.")
 
         host = self.addr if not self._raw_ipv6 else self.addr.replace(":", r"\:")
@@ -102,7 +107,7 @@ class Command(BaseRunserver):
             signal_handlers=True,  # only installed when we run in the main thread (--noreload)
             on_ready=lambda addresses: self._announce(layer, options, addresses),
         )
-        server = Server(layer, config)
+        server = Server(layer.channel_layer, config)
         try:
             code = server.run()
         finally:
@@ -116,16 +121,17 @@ class Command(BaseRunserver):
             os._exit(1)  # sys.exit does not end the process from the autoreloader's thread
 
     def _serve_static(self, options: dict[str, Any]) -> bool:
-        return (apps.is_installed("django.contrib.staticfiles") and options.get("use_static_handler", True)
-                and (settings.DEBUG or options.get("insecure_serving", False)))
+        from channels.staticfiles import should_serve_static
 
-    def _announce(self, layer: Any, options: dict[str, Any], addresses: list[str]) -> None:
+        return options.get("use_static_handler", True) and should_serve_static(options.get("insecure_serving", False))
+
+    def _announce(self, layer: ChannelLayerWrapper, options: dict[str, Any], addresses: list[str]) -> None:
         workers = f"{options['threads']} worker thread(s)" if options["run_worker"] else "no workers (--noworker)"
         addr = f"[{self.addr}]" if self._raw_ipv6 else self.addr
         self.stdout.write(
             f"Django version {self.get_version()}, using settings {settings.SETTINGS_MODULE!r}\n"
             f"Starting development server at http://{addr}:{self.port}/\n"
-            f"Channel layer {layer.alias} ({name_that_thing(type(layer))}), {workers}\n"
+            f"Channel layer {layer}, {workers}\n"
             "Quit the server with CONTROL-C."
         )
         self.stdout.flush()

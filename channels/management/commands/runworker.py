@@ -10,7 +10,8 @@ from django.core.management import BaseCommand, CommandError
 from channels.asgi import DEFAULT_CHANNEL_LAYER
 from channels.log import setup_console_logging
 from channels.management.layers import cross_process_layer
-from channels.utils import name_that_thing
+from channels.signals import worker_process_ready
+from channels.staticfiles import StaticFilesRouter, should_serve_static
 from channels.worker import ChannelsHooks, Worker
 
 
@@ -45,9 +46,14 @@ class Command(BaseCommand):
             raise CommandError(f"--threads must be at least 1, not {options['threads']}")
         if options["prefetch"] < 0:
             raise CommandError(f"--prefetch must be 0 or more, not {options['prefetch']}")
+        # As Channels 1.x's runworker (and Django's runserver): with DEBUG,
+        # static files are served, so a page behind the interface server
+        # gets its JavaScript.
+        router = StaticFilesRouter(layer.router) if should_serve_static() else layer.router
         try:
             worker = Worker(
                 layer,
+                router=router,
                 hooks=ChannelsHooks(log_consumers=verbosity > 1),
                 threads=options["threads"],
                 prefetch=options["prefetch"],
@@ -57,13 +63,12 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if verbosity:
-            self.stdout.write(
-                f"Running worker against channel layer {alias} ({name_that_thing(type(layer))}) "
-                f"with {options['threads']} thread(s)"
-            )
+            static = ", serving static files (DEBUG)" if router is not layer.router else ""
+            self.stdout.write(f"Running worker against channel layer {layer} with {options['threads']} thread(s){static}")
             self.stdout.flush()
         # Everything loaded so far lives as long as the process: keep it out of
         # the garbage collector's full scans, which would otherwise pause
         # message handling.
         gc.freeze()
+        worker_process_ready.send(sender=worker)
         worker.run()
