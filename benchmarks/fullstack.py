@@ -17,7 +17,7 @@ Usage::
     python benchmarks/fullstack.py [--rounds 3] [--duration 8] [--threads 1]
         [--old-venv /tmp/channels1-venv]
 
-The old stack's virtualenv comes from ``/work/shared/peers/install-channels1-stack.sh``.
+The old stack's virtualenv comes from ``bash benchmarks/old_stack.sh``.
 """
 
 from __future__ import annotations
