@@ -63,6 +63,11 @@ class ChannelLayerWrapper:
         alias: its name in ``settings.CHANNEL_LAYERS``.
         routing: the routing (a list of routes, or a dotted path to one).
 
+    Raises:
+        TypeError: ``channel_layer`` lacks part of the
+            :class:`~asgi_backends.base.ChannelLayer` contract.
+        ImproperlyConfigured: the routing is invalid.
+
     Attributes:
         channel_layer: the backend, what an interface server is given.
         alias: the alias.
@@ -81,6 +86,12 @@ class ChannelLayerWrapper:
 
         if isinstance(channel_layer, ChannelLayerWrapper):
             channel_layer = channel_layer.channel_layer
+        missing = [name for name in CHANNEL_LAYER_MEMBERS if not hasattr(channel_layer, name)]
+        if missing:
+            raise TypeError(
+                f"{channel_layer!r} is not a complete channel layer (it lacks {', '.join(missing)}); "
+                "subclass asgi_backends.base.BaseChannelLayer, which provides every operation"
+            )
         self.channel_layer = channel_layer
         for name in CHANNEL_LAYER_MEMBERS:
             setattr(self, name, getattr(channel_layer, name))
@@ -218,7 +229,10 @@ def build_layer(alias: str, backend: str, config: dict[str, Any], routing: Any) 
         layer = cls(**config)
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"Channel layer {alias!r} ({backend}) rejected its CONFIG {config!r}: {exc}") from exc
-    return ChannelLayerWrapper(layer, alias, routing)
+    try:
+        return ChannelLayerWrapper(layer, alias, routing)
+    except TypeError as exc:
+        raise ImproperlyConfigured(f"BACKEND {backend!r} of channel layer {alias!r}: {exc}") from exc
 
 
 def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> ChannelLayer:

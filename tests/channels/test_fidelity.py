@@ -55,6 +55,15 @@ def test_the_registry_entry_wraps_the_backend_with_alias_and_routing():
     assert ChannelLayerWrapper(wrapper, "again", []).channel_layer is backend  # never a wrapper of a wrapper
 
 
+def test_an_incomplete_backend_is_refused_with_what_it_lacks():
+    class Partial:
+        def send(self, channel, message):
+            pass
+
+    with pytest.raises(TypeError, match="lacks .*receive_batch.*BaseChannelLayer"):
+        ChannelLayerWrapper(Partial(), "default", [])
+
+
 def test_setting_a_bare_backend_wraps_it_with_the_configured_routing():
     backend = InMemory()
     with channel_layers.override("default", backend) as wrapper:
