@@ -56,4 +56,5 @@ if not hasattr(inspect, "getargspec"):
     inspect.getargspec = getargspec
 PY
 
-"$venv/bin/python" -W ignore -c "import channels, daphne, asgi_redis; from msgpack import _cmsgpack; print('old stack ready: channels', channels.__version__)"
+# From / so a checkout in the current directory cannot shadow the installed packages.
+(cd / && "$venv/bin/python" -W ignore -c "import channels, daphne, asgi_redis; from msgpack import _cmsgpack; print('old stack ready: channels', channels.__version__)")
