@@ -30,6 +30,8 @@ setup(
     extras_require={
         "test": ["pytest>=8", "pytest-timeout", "websocket-client>=1.6", "sphinx>=7"],
         "hiredis": ["hiredis"],
+        # ssl: endpoints of the interface server (pyOpenSSL, service_identity, idna).
+        "tls": ["Twisted[tls]>=23.8"],
     },
     entry_points={
         "console_scripts": [

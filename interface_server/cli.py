@@ -8,12 +8,12 @@ import logging
 import sys
 from typing import IO, Any, Sequence
 
-from .config import ServerConfig, build_endpoint_strings
+from .config import ServerConfig, build_endpoint_strings, missing_tls_support
 from .server import Server
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_parser", "import_layer", "main"]
+__all__ = ["build_parser", "config_from_args", "import_layer", "main", "parse_args"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,29 +23,34 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve HTTP and WebSocket clients, relaying their events over a channel layer.",
     )
     add = parser.add_argument
-    add("channel_layer", help="The channel layer to use, as module.path:attribute (e.g. myproject.asgi:channel_layer)")
+    # Optional to argparse only so that "--ws-protocol a b myproject.asgi:channel_layer" works; main() requires it.
+    add("channel_layer", nargs="?", default=None,
+        help="The channel layer to use, as module.path:attribute (e.g. myproject.asgi:channel_layer)")
     add("-b", "--bind", dest="host", default=None, help="Address to bind to (default 127.0.0.1 when -p is given)")
     add("-p", "--port", type=int, default=None, help="TCP port to listen on (0 picks a free one; default 8000)")
     add("-u", "--unix-socket", default=None, help="Listen on this UNIX domain socket path")
     add("--fd", type=int, default=None, dest="file_descriptor", help="Listen on an inherited socket file descriptor")
     add("-e", "--endpoint", dest="endpoints", action="append", default=[],
         help="A Twisted server endpoint string (repeatable), e.g. tcp:8000:interface=127.0.0.1 or unix:/tmp/x.sock")
-    add("--access-log", default=None, help="Write Apache-style access lines to this file ('-' for stdout)")
-    add("--http-timeout", type=float, default=120.0,
+    add("--access-log", default=None,
+        help="Write Apache-style access lines to this file ('-' for stdout; default: no access log)")
+    add("-t", "--http-timeout", type=float, default=120.0,
         help="Seconds to wait for the application's response before answering 503 (default 120; 0 = never)")
-    add("--websocket_timeout", "--websocket-timeout", dest="websocket_timeout", type=float, default=86400.0,
-        help="Seconds a WebSocket may stay idle before it is closed (default 86400; -1 = never)")
+    add("--websocket_timeout", "--websocket-timeout", dest="websocket_timeout", type=float, default=None,
+        help="Longest a WebSocket may stay connected, in seconds from its handshake, whatever its traffic "
+             "(default: the layer's group_expiry, 86400 if it has none; 0 = the default; -1 = no limit)")
     add("--websocket_connect_timeout", "--websocket-connect-timeout", dest="websocket_connect_timeout", type=float,
-        default=20.0, help="Seconds to hold a WebSocket handshake waiting for the application (default 20)")
+        default=5.0, help="Seconds to hold a WebSocket handshake waiting for the application to accept or "
+                          "reject it before refusing it with 503 (default 5; -1 = wait for ever)")
     add("--ping-interval", type=float, default=20.0,
-        help="Seconds between pings on open WebSockets (default 20; 0 = no pings)")
+        help="Seconds a WebSocket may receive nothing before it is sent a ping (default 20; 0 = no pings)")
     add("--ping-timeout", type=float, default=30.0,
-        help="Seconds to wait for a pong before dropping the WebSocket (default 30)")
+        help="Seconds to wait for an answer to a ping before dropping the WebSocket (default 30; 0 = never drop)")
     add("--root-path", default="", help="The root_path sent with every request (the prefix the site is mounted under)")
     add("--proxy-headers", action="store_true",
         help="Take client address and scheme from X-Forwarded-For/-Port/-Proto (only behind a trusted proxy)")
-    add("--ws-protocol", dest="ws_protocols", action="append", default=[],
-        help="A WebSocket subprotocol the server may agree to (repeatable)")
+    add("--ws-protocol", dest="ws_protocols", nargs="+", action="extend", default=[], metavar="NAME",
+        help="WebSocket subprotocols the server may agree to (several after one option, or repeat it)")
     add("--body-inline-limit", type=int, default=500 * 1024,
         help="Request bodies larger than this many bytes go on a body channel in chunks (default 512000)")
     add("--max-body-size", type=int, default=100 * 1024 * 1024,
@@ -59,9 +64,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="Seconds an idle keep-alive HTTP connection is kept open (default 75)")
     add("--shutdown-timeout", type=float, default=10.0,
         help="On SIGTERM, seconds in-flight HTTP responses get to finish (default 10)")
+    add("--force-sync", action="store_true",
+        help="Accepted for compatibility with Daphne and ignored: replies are never polled")
     add("-v", "--verbosity", type=int, default=1, choices=[0, 1, 2, 3],
         help="0 errors, 1 startup and warnings (default), 2 every request and connection, 3 debugging")
     return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv`` (``sys.argv[1:]`` by default), exiting with status 2 and a message if it is wrong.
+
+    The channel layer path may come after ``--ws-protocol NAME ...``, which
+    would otherwise swallow it: a subprotocol name cannot contain ``:``
+    (RFC 6455 makes it an HTTP token), a layer path must.
+    """
+    args = parser.parse_args(argv)
+    if args.channel_layer is None:
+        paths = [name for name in args.ws_protocols if ":" in name]
+        if not paths:
+            parser.error("the following arguments are required: channel_layer")
+        args.channel_layer = paths[-1]
+        args.ws_protocols = [name for name in args.ws_protocols if name != paths[-1]]
+    return args
 
 
 def import_layer(path: str) -> Any:
@@ -107,7 +131,7 @@ def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> Se
     return ServerConfig(
         endpoints=endpoints,
         http_timeout=args.http_timeout or None,
-        websocket_timeout=args.websocket_timeout if args.websocket_timeout >= 0 else None,
+        websocket_timeout=args.websocket_timeout,
         websocket_connect_timeout=args.websocket_connect_timeout,
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
@@ -128,7 +152,11 @@ def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> Se
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the interface server from command-line arguments; return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
+    tls_problem = missing_tls_support(args.endpoints)
+    if tls_problem is not None:
+        # One line, no usage dump: the command line is fine, the installation is not.
+        parser.exit(2, f"{parser.prog}: error: {tls_problem}\n")
     _configure_logging(args.verbosity)
     try:
         layer = import_layer(args.channel_layer)

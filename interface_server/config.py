@@ -7,66 +7,101 @@ Django ``runserver`` command) build one directly. Nothing else reads options.
 from __future__ import annotations
 
 import dataclasses
-from typing import IO, Callable, Sequence
+import importlib
+from typing import IO, Any, Callable, Sequence
 
-__all__ = ["ServerConfig", "build_endpoint_strings"]
+__all__ = ["DEFAULT_WEBSOCKET_LIFETIME", "ServerConfig", "build_endpoint_strings", "missing_tls_support"]
+
+DEFAULT_WEBSOCKET_LIFETIME = 86400.0
+"""Seconds a WebSocket may live when neither the option nor the layer's ``group_expiry`` says."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ServerConfig:
-    """Options of one interface server.
+    """Options of one interface server, each with the default the CLI has too.
 
     Attributes:
         endpoints: Twisted server endpoint strings to listen on
             (``"tcp:port=8000:interface=127.0.0.1"``, ``"unix:/tmp/x.sock"``,
-            ``"fd:domain=INET:fileno=3"``). See :func:`build_endpoint_strings`.
+            ``"fd:fileno=3"`` for an inherited socket of any family, or
+            ``"fd:domain=INET6:fileno=3"``; ``"ssl:..."`` needs the ``tls``
+            extra). See :func:`build_endpoint_strings`. Default
+            ``("tcp:port=8000:interface=127.0.0.1",)``.
         http_timeout: seconds to wait for the application to start a
             response before answering ``503``; ``None`` waits for ever.
-        websocket_timeout: seconds a WebSocket may stay idle (nothing
-            received, not even a pong) before it is closed; ``None`` or a
-            negative number disables it.
+            Default 120.
+        websocket_timeout: the longest a WebSocket may live, in seconds
+            counted from its opening handshake (Daphne 1.x's
+            ``websocket_timeout``): once that has passed the server closes
+            the socket with code 1000, however busy it is -- neither traffic
+            nor pings extend it. Default ``None``, which (like ``0``) means
+            the layer's ``group_expiry`` (86400, one day, if the layer has
+            none), so a socket does not outlive its group memberships; a
+            negative number (``-1``) means no limit. Idle and dead peers are
+            the business of ``ping_interval`` and ``ping_timeout``.
         websocket_connect_timeout: seconds the opening handshake is held
-            waiting for the application's answer before it is refused (503).
-        ping_interval: seconds between server pings on idle WebSockets
-            (0 disables pings).
-        ping_timeout: seconds to wait for a pong before dropping the connection.
+            waiting for the application to accept or reject it; when they
+            pass unanswered the handshake is refused with ``503``. Default 5
+            (as Daphne's CLI); ``None`` or a negative number (``-1``) waits
+            for ever; ``0`` raises :class:`ValueError` (it would refuse every
+            handshake).
+        ping_interval: seconds a WebSocket may go without receiving anything
+            before the server sends it a ping. Default 20; ``0`` sends no
+            pings.
+        ping_timeout: seconds to wait, after a ping, for the client to send
+            anything (its pong) before the connection is dropped (the
+            application gets ``websocket.disconnect`` with code 1006).
+            Default 30; ``0`` never drops.
         root_path: the ``root_path`` sent with every request (the prefix the
-            site is mounted under behind a proxy).
+            site is mounted under behind a proxy). Default ``""``.
         proxy_headers: trust ``X-Forwarded-For`` / ``X-Forwarded-Port`` /
-            ``X-Forwarded-Proto`` for ``client`` and ``scheme``.
+            ``X-Forwarded-Proto`` for ``client`` and ``scheme``. Default False.
         ws_protocols: WebSocket subprotocols the server may agree to; the
             first one the client offers that is listed here is chosen.
+            Default none.
         access_log: a writable text stream for Apache-style access lines, or
-            ``None`` for no access log.
+            ``None`` (the default) for no access log.
         verbosity: 0 errors only, 1 startup and warnings, 2 every request
-            and connection, 3 debugging.
+            and connection, 3 debugging. Default 1.
         body_inline_limit: request bodies up to this many bytes travel inline
-            in ``body``; larger ones go on a ``body_channel`` in chunks of
-            this size.
+            in ``body``; of a larger one the first this many bytes do, and
+            the rest goes on a ``body_channel`` in chunks of this size.
+            Default 512000.
         max_body_size: largest request body accepted (``413`` beyond it).
+            Default 104857600 (100 MiB).
         max_header_size: largest request head (request line and headers)
-            accepted (``431`` beyond it).
+            accepted (``431`` beyond it). Default 65536.
         websocket_receive_retry: seconds to keep retrying a ``websocket.receive``
-            send that hit ``ChannelFull`` before closing with 1013.
+            send that hit ``ChannelFull`` before closing with 1013. Default 1.
         sender_threads: threads that send hot-path messages to the layer, so
             a send's network round trip never stalls the reactor (each
             connection sticks to one thread, keeping its order); 0 sends
-            inline in the reactor thread.
+            inline in the reactor thread. Default 4.
         shutdown_timeout: on SIGTERM/``stop()``, seconds in-flight HTTP
             responses get to finish before their connections are closed.
+            Default 10.
         keepalive_timeout: seconds an idle keep-alive HTTP connection is kept.
-        signal_handlers: install SIGTERM/SIGINT handlers in ``Server.run()``.
+            Default 75.
+        signal_handlers: install SIGTERM/SIGINT handlers in ``Server.run()``
+            (only when it runs in the main thread). Default True.
         on_ready: called in the reactor thread, once every endpoint listens,
             with the list of listening addresses as strings
-            (``"tcp:127.0.0.1:8000"``, ``"unix:/tmp/x.sock"``).
+            (``"tcp:127.0.0.1:8000"``, ``"unix:/tmp/x.sock"``). Default ``None``.
         server_name: the value of the ``Server`` response header when the
-            application sets none (empty: no header).
+            application sets none (empty: no header). Default
+            ``"interface-server"``.
+
+    Timeouts are checked periodically (at least once a second), so one fires
+    up to that much after its moment, never before it.
+
+    Raises:
+        ValueError: an option has a value it cannot take (the message names it).
     """
 
     endpoints: Sequence[str] = ("tcp:port=8000:interface=127.0.0.1",)
     http_timeout: float | None = 120.0
-    websocket_timeout: float | None = 86400.0
-    websocket_connect_timeout: float = 20.0
+    websocket_timeout: float | None = None
+    websocket_connect_timeout: float | None = 5.0
     ping_interval: float = 20.0
     ping_timeout: float = 30.0
     root_path: str = ""
@@ -96,7 +131,16 @@ class ServerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        for name in ("websocket_connect_timeout", "shutdown_timeout", "keepalive_timeout"):
+        if self.websocket_timeout == 0:
+            # Daphne: a zero websocket_timeout falls back to the layer's group_expiry.
+            object.__setattr__(self, "websocket_timeout", None)
+        connect = self.websocket_connect_timeout
+        if connect is not None and connect < 0:
+            object.__setattr__(self, "websocket_connect_timeout", None)
+        elif connect == 0:
+            raise ValueError("websocket_connect_timeout must be a positive number of seconds, "
+                             "or -1 (or None) to wait for ever, not 0")
+        for name in ("shutdown_timeout", "keepalive_timeout"):
             value = getattr(self, name)
             if value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
@@ -108,6 +152,20 @@ class ServerConfig:
             )
         if self.root_path.endswith("/"):
             raise ValueError(f"root_path must not end with '/', not {self.root_path!r}")
+
+    def websocket_lifetime(self, layer: Any) -> float | None:
+        """Return the longest a WebSocket may live with ``layer``, in seconds.
+
+        Returns:
+            ``websocket_timeout`` when it is positive; the layer's
+            ``group_expiry`` (86400 if it has none) when it is ``None``;
+            ``None`` (no limit) when it is negative.
+        """
+        timeout = self.websocket_timeout
+        if timeout is None:
+            expiry = getattr(layer, "group_expiry", None)
+            return float(expiry) if isinstance(expiry, (int, float)) and expiry > 0 else DEFAULT_WEBSOCKET_LIFETIME
+        return None if timeout < 0 else float(timeout)
 
 
 def build_endpoint_strings(
@@ -134,5 +192,31 @@ def build_endpoint_strings(
     if unix_socket is not None:
         endpoints.append(f"unix:{unix_socket}")
     if file_descriptor is not None:
-        endpoints.append(f"fd:domain=INET:fileno={int(file_descriptor)}")
+        # No domain: the server reads the family (IPv4, IPv6, Unix) from the socket itself.
+        endpoints.append(f"fd:fileno={int(file_descriptor)}")
     return endpoints
+
+
+TLS_HINT = "install the tls extra: pip install 'django-channels-worker[tls]'"
+"""How to get the TLS support that ``ssl:`` endpoints need (pyOpenSSL, service_identity)."""
+
+
+def missing_tls_support(endpoints: Sequence[str]) -> str | None:
+    """Say why the TLS endpoints among ``endpoints`` cannot listen, if they cannot.
+
+    Twisted's ``ssl:`` server endpoints need pyOpenSSL, which is not a
+    dependency of this package (the ``tls`` extra installs it).
+
+    Returns:
+        A one-line error message naming the first ``ssl:`` endpoint and how to
+        install what it needs, or ``None`` when there is no such endpoint or
+        pyOpenSSL can be imported.
+    """
+    needing = [e for e in endpoints if e.split(":", 1)[0].strip().lower() == "ssl"]
+    if not needing:
+        return None
+    try:
+        importlib.import_module("OpenSSL")
+    except ImportError:
+        return f"endpoint {needing[0]!r} needs pyOpenSSL, which is not installed; {TLS_HINT}"
+    return None

@@ -27,7 +27,7 @@ from twisted.internet import address, endpoints, task
 from twisted.internet.defer import DeferredList
 
 from .access import AccessLogger
-from .config import ServerConfig
+from .config import ServerConfig, missing_tls_support
 from .http_parse import RequestHead
 from .http_protocol import HTTPFactory
 from .replies import ReplyReceiver, make_prefix
@@ -36,7 +36,23 @@ from .ws_protocol import WebSocketProtocol, build_ws_factory
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Server", "ServerContext", "describe_address"]
+__all__ = ["Server", "ServerContext", "describe_address", "socket_family"]
+
+
+_FD_DOMAINS = {"INET": socket.AF_INET, "INET6": socket.AF_INET6, "UNIX": socket.AF_UNIX}
+
+
+def socket_family(fileno: int) -> int:
+    """Return the address family of the open socket ``fileno`` (left open).
+
+    Raises:
+        OSError: ``fileno`` is not an open socket.
+    """
+    probe = socket.socket(fileno=fileno)  # the family is read from the socket itself
+    try:
+        return probe.family
+    finally:
+        probe.detach()
 
 
 def describe_address(host: Any) -> str:
@@ -56,12 +72,17 @@ class ServerContext:
         self.layer = layer
         self.config = config
         self.reactor = reactor
+        # The clock every timeout is measured on; a test may substitute a task.Clock's ``seconds``.
         self.now = time.monotonic
         self.prefix = make_prefix()
         self.receiver = ReplyReceiver(layer, self.prefix, reactor)
         self.sender = Sender(layer, reactor, config.sender_threads, config.websocket_receive_retry)
         self.access_log = AccessLogger(config.access_log) if config.access_log is not None else None
         self.verbose = config.verbosity >= 2
+        # None: no limit. Resolved here, where the layer (and its group_expiry) is known.
+        self.websocket_lifetime = config.websocket_lifetime(layer)
+        # Invalid close codes already warned about (repr of the value), so a buggy app cannot flood the log.
+        self.warned_close_codes: set[str] = set()
         self.server_name = config.server_name.encode("latin-1")
         self.shutting_down = False
         # Spreads connections over the sender threads (id() values share their low bits).
@@ -172,7 +193,7 @@ class Server:
         waiting = [self._listen(description, factory) for description in self.config.endpoints]
         DeferredList(waiting, consumeErrors=True).addCallback(self._listening)
         ctx.receiver.start()
-        timeouts = [t for t in (self.config.http_timeout, self.config.websocket_timeout,
+        timeouts = [t for t in (self.config.http_timeout, ctx.websocket_lifetime,
                                 self.config.websocket_connect_timeout, self.config.keepalive_timeout,
                                 self.config.ping_interval, self.config.ping_timeout)
                     if t is not None and t > 0]
@@ -188,15 +209,22 @@ class Server:
             if description.startswith("fd:"):
                 # Adopt an inherited listening socket (a process manager opened it).
                 options = dict(part.split("=", 1) for part in description[3:].split(":"))
-                family = socket.AF_UNIX if options.get("domain") == "UNIX" else socket.AF_INET
                 fileno = int(options["fileno"])
+                domain = options.get("domain")
+                if domain is None:
+                    family = socket_family(fileno)
+                elif domain.upper() in _FD_DOMAINS:
+                    family = _FD_DOMAINS[domain.upper()]
+                else:
+                    raise ValueError(f"domain must be INET, INET6 or UNIX, not {domain!r}")
                 # An inherited socket may be blocking; a blocking accept() would freeze the reactor.
                 os.set_blocking(fileno, False)
                 port = self.reactor.adoptStreamPort(fileno, family, factory)
                 return defer.succeed(port)
             return endpoints.serverFromString(self.reactor, description).listen(factory)
         except Exception as exc:
-            return defer.fail(ValueError(f"bad endpoint {description!r}: {exc}"))
+            problem = missing_tls_support([description])
+            return defer.fail(ValueError(problem or f"bad endpoint {description!r}: {exc}"))
 
     def _listening(self, results: list[tuple[bool, Any]]) -> None:
         failed = False
@@ -219,7 +247,7 @@ class Server:
             self.config.on_ready(list(self.listening))
 
     def _check_timeouts(self) -> None:
-        now = time.monotonic()
+        now = self.ctx.now()
         for conn in list(self.ctx.http_connections):
             conn.check_timeouts(now)
         for conn in list(self.ctx.ws_connections):

@@ -4,6 +4,11 @@ The HTTP protocol hands a connection over when it sees an upgrade request.
 The opening handshake is held (``onConnect`` returns a Deferred) until the
 application answers ``websocket.connect`` on the reply channel: accept,
 reject, or a first frame (which accepts).
+
+Timeouts follow Daphne 1.x: ``websocket_connect_timeout`` bounds how long
+the handshake waits for the application, ``websocket_timeout`` is the
+longest a socket may live at all (traffic does not extend it), and idle or
+dead peers are found by pinging (``ping_interval``/``ping_timeout``).
 """
 
 from __future__ import annotations
@@ -22,9 +27,26 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
+
+# RFC 6455 section 7.4 and the IANA registry: the codes an endpoint may put in a
+# close frame. 1004 is reserved; 1005, 1006 and 1015 must never be sent.
+_SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
+
+
+def is_sendable_close_code(code: object) -> bool:
+    """Return True if ``code`` may be sent in a close frame (RFC 6455 section 7.4).
+
+    Those are 1000-1003, 1007-1014 and 3000-4999 (3000-3999 registered with
+    IANA, 4000-4999 private to the application); anything else, including a
+    ``bool`` or a string of digits, is not.
+    """
+    if not isinstance(code, int) or isinstance(code, bool):
+        return False
+    return code in _SENDABLE_CLOSE_CODES or 3000 <= code <= 4999
 
 
 class WSState(enum.Enum):
@@ -57,8 +79,9 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.pending: list[dict[str, Any]] = []
         self.handshake: Deferred | None = None
         self.subprotocol: str | None = None
-        self.connect_deadline = 0.0
-        self.last_activity = ctx.now()
+        self.connect_deadline: float | None = None
+        # The lifetime (websocket_timeout) counts from here, the upgrade request, as Daphne's does.
+        self.connected_at = self.last_activity = ctx.now()
         self.close_code: int | None = None
         self.ping_sent_at: float | None = None
 
@@ -91,7 +114,8 @@ class WebSocketProtocol(WebSocketServerProtocol):
         }
         # Created before sending: with inline sends a failure arrives before send() returns.
         handshake = self.handshake = Deferred()
-        self.connect_deadline = ctx.now() + ctx.config.websocket_connect_timeout
+        connect_timeout = ctx.config.websocket_connect_timeout
+        self.connect_deadline = None if connect_timeout is None else ctx.now() + connect_timeout
         if ctx.access_log is not None:
             ctx.access_log.websocket("WSCONNECTING", client, head.path)
         if ctx.verbose:
@@ -170,11 +194,25 @@ class WebSocketProtocol(WebSocketServerProtocol):
                              type(data).__name__, self.client, self.head.path)
         close = message.get("close")
         if close:
-            code = 1000 if close is True else close
-            if not isinstance(code, int) or not (code == 1000 or 3000 <= code <= 4999):
-                logger.error("websocket close code must be True, 1000 or 3000-4999, not %r (client %s)", close, self.client)
-                code = 1000
+            code = CLOSE_NORMAL if close is True else close
+            if not is_sendable_close_code(code):
+                self._bad_close_code(close)
+                code = CLOSE_NORMAL
             self.close_with(code)
+
+    def _bad_close_code(self, close: object) -> None:
+        """Log, once per distinct value and server, that ``close`` cannot go in a close frame."""
+        key = repr(close)
+        warned = self.ctx.warned_close_codes
+        if key in warned:
+            logger.debug("Invalid websocket close code %s again; closing %s with 1000", key, self.client)
+            return
+        warned.add(key)
+        logger.warning(
+            "Invalid websocket close code %s sent by the application for %s: RFC 6455 allows True or an int in "
+            "1000-1003, 1007-1014 or 3000-4999; closing with 1000 instead (repeats of this code are not logged)",
+            key, self.head.path,
+        )
 
     # -- writing -------------------------------------------------------------------
 
@@ -195,8 +233,10 @@ class WebSocketProtocol(WebSocketServerProtocol):
     # -- frames from the client ------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        # Any traffic, pongs included, counts as activity for the idle timeout.
+        # Any traffic, pongs included, shows the peer is alive: it answers an
+        # outstanding ping and postpones the next one.
         self.last_activity = self.ctx.now()
+        self.ping_sent_at = None
         self._dataReceived(data)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -254,30 +294,40 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.sendCloseFrame(code=code, reasonUtf8=reason.encode() if reason else None, isReply=False)
 
     def check_timeouts(self, now: float) -> None:
-        """Refuse an unanswered handshake; ping idle sockets, drop silent ones, close idle ones."""
+        """Enforce the timeouts, as the server's periodic check calls it with the time ``now``.
+
+        Refuses a handshake the application has not answered within
+        ``websocket_connect_timeout`` (503); closes (1000) an open socket older
+        than its lifetime (``websocket_timeout``), however busy; pings a socket
+        that has received nothing for ``ping_interval`` and drops it (1006) if
+        nothing comes back within ``ping_timeout``.
+        """
         state = self.ws_state
         if state is WSState.CONNECTING:
-            if now > self.connect_deadline and self.handshake is not None:
-                logger.warning("Application did not answer websocket.connect for %s from %s", self.head.path, self.client)
+            deadline = self.connect_deadline
+            if deadline is not None and now > deadline and self.handshake is not None:
+                logger.warning("Application did not answer websocket.connect for %s from %s in %gs; refusing it",
+                               self.head.path, self.client, self.ctx.config.websocket_connect_timeout)
                 self._deny(503, "Application did not answer in time")
             return
         if state is not WSState.OPEN:
             return
+        lifetime = self.ctx.websocket_lifetime
+        if lifetime is not None and now - self.connected_at > lifetime:
+            if self.ctx.verbose:
+                logger.info("WebSocket %s from %s reached its %gs lifetime; closing it", self.head.path, self.client,
+                            lifetime)
+            self.close_with(CLOSE_NORMAL)
+            return
         config = self.ctx.config
-        idle = now - self.last_activity
         if self.ping_sent_at is not None:
-            if idle > 0 and self.last_activity > self.ping_sent_at:
-                self.ping_sent_at = None  # something (the pong, or anything else) came back
-            elif now - self.ping_sent_at > config.ping_timeout:
+            if config.ping_timeout and now - self.ping_sent_at > config.ping_timeout:
                 logger.info("WebSocket %s from %s did not answer a ping; dropping it", self.head.path, self.client)
                 self.close_code = 1006
                 self.ws_state = WSState.CLOSING
                 self.transport.abortConnection()
-                return
-        timeout = config.websocket_timeout
-        if timeout is not None and timeout >= 0 and idle > timeout:
-            self.close_with(1000, "idle timeout")
-        elif config.ping_interval and self.ping_sent_at is None and idle >= config.ping_interval:
+            return  # one ping at a time
+        if config.ping_interval and now - self.last_activity >= config.ping_interval:
             self.ping_sent_at = now
             self.sendPing()
 
