@@ -9,7 +9,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from asgi_backends.base import pack, unpack
+from asgi_backends.base import ChannelLayer, pack, unpack
 
 #: the longest delay accepted: ten years, in milliseconds
 MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000
@@ -49,7 +49,7 @@ class DelayedMessage(models.Model):
         return f"message for {self.channel_name} due {self.due_date.isoformat()}"
 
     @classmethod
-    def from_request(cls, request: Any, channel_layer: Any, now: datetime.datetime | None = None) -> DelayedMessage:
+    def from_request(cls, request: Any, channel_layer: ChannelLayer, now: datetime.datetime | None = None) -> DelayedMessage:
         """Build (unsaved) the row for an ``asgi.delay`` message.
 
         Raises:
