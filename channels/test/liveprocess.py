@@ -201,6 +201,10 @@ class LiveProcess:
                                    self.description, self.pid, timeout)
                     self.popen.kill()
                     self.popen.wait()
+                else:
+                    if self.popen.returncode != 0:
+                        logger.warning("The %s (pid %s) exited with status %s when stopped",
+                                       self.description, self.pid, self.popen.returncode)
         finally:
             if self.popen.stdin is not None:
                 self.popen.stdin.close()
@@ -244,7 +248,9 @@ def _report_ready(ready_fd: int, *words: str) -> None:
 def _stop_when_orphaned(stop: Callable[[], None]) -> None:
     """Call ``stop`` if stdin reaches end of file: the test process went away without stopping us."""
     def watch() -> None:
-        sys.stdin.buffer.read()
+        # os.read, not sys.stdin: a daemon thread blocked in a buffered reader aborts interpreter shutdown.
+        while os.read(0, 1024):
+            pass
         logger.warning("The test process is gone; stopping")
         stop()
 
@@ -295,11 +301,15 @@ def run_server(spec: LiveSpec, ready_fd: int) -> int:
 
 
 def run_worker(spec: LiveSpec, ready_fd: int) -> int:
-    """Run a worker for the project's routing; report ``ready`` from ``worker_ready``; return 0 when stopped."""
+    """Run a worker for the project's routing, as ``runworker`` would; report ``ready`` from ``worker_ready``.
+
+    Returns:
+        0, once the worker stopped (after SIGTERM, or when orphaned).
+    """
     layer = setup_django(spec)
     from django.apps import apps
 
-    from channels.signals import worker_ready
+    from channels.signals import worker_process_ready, worker_ready
     from channels.worker import ChannelsHooks, Worker
 
     router = layer.router
@@ -314,6 +324,7 @@ def run_worker(spec: LiveSpec, ready_fd: int) -> int:
     worker_ready.connect(announce, weak=False)
     worker = Worker(layer, router=router, hooks=ChannelsHooks(), threads=spec.worker_threads, signal_handlers=True)
     _stop_when_orphaned(worker.stop)
+    worker_process_ready.send(sender=worker)  # as runworker sends it
     worker.run()
     return 0
 
@@ -336,4 +347,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, not this __main__ copy: the pickled LiveSpec names that module's class.
+    from channels.test.liveprocess import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,1 @@
+"""A small project for the ChannelLiveServerTestCase tests: views and consumers reading ``auth.User``."""
