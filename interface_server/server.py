@@ -26,6 +26,8 @@ from typing import Any
 from twisted.internet import address, endpoints, task
 from twisted.internet.defer import DeferredList
 
+from asgi_backends.base import ChannelLayer
+
 from .access import AccessLogger
 from .config import ServerConfig, missing_tls_support
 from .http_parse import RequestHead
@@ -68,7 +70,7 @@ def describe_address(host: Any) -> str:
 class ServerContext:
     """State shared by every connection of one server (the protocols' view of it)."""
 
-    def __init__(self, layer: Any, config: ServerConfig, reactor: Any) -> None:
+    def __init__(self, layer: ChannelLayer, config: ServerConfig, reactor: Any) -> None:
         self.layer = layer
         self.config = config
         self.reactor = reactor
@@ -137,9 +139,10 @@ class Server:
         exit_code: 0 after a clean shutdown, 1 if an endpoint could not listen.
     """
 
-    def __init__(self, channel_layer: Any, config: ServerConfig | None = None, reactor: Any = None) -> None:
-        if not callable(getattr(channel_layer, "send", None)) or not callable(getattr(channel_layer, "receive", None)):
-            raise TypeError(f"channel_layer must be a channel layer with send() and receive(), not {channel_layer!r}")
+    def __init__(self, channel_layer: ChannelLayer, config: ServerConfig | None = None, reactor: Any = None) -> None:
+        if not isinstance(channel_layer, ChannelLayer):
+            raise TypeError(f"channel_layer must be a channel layer (see asgi_backends.base.ChannelLayer), "
+                            f"not {channel_layer!r}")
         if config is not None and not isinstance(config, ServerConfig):
             raise TypeError(f"config must be a ServerConfig, not {type(config).__name__}")
         if reactor is None:
