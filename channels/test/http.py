@@ -111,11 +111,13 @@ class HttpClient(Client):
 
     @property
     def session(self) -> Any:
-        """This client's session: the channel session of its reply channel, as in Channels 1.x.
+        """This client's HTTP session (created and saved on first use); its key is the session cookie.
 
-        Its key is sent as the session cookie, so ``http_session`` and
-        ``channel_session`` consumers both see what a test stores here
-        (save it with ``session.save()``).
+        Channels 1.x used the reply channel's channel session here; this is
+        an ordinary session instead, because a channel session must never
+        be usable as an HTTP session. What a test stores here (and
+        :meth:`login` puts here) reaches ``http_session`` consumers, and
+        ``channel_session_user_from_http`` carries the user over.
 
         Raises:
             RuntimeError: ``django.contrib.sessions`` is not installed.
@@ -123,9 +125,11 @@ class HttpClient(Client):
         if not apps.is_installed("django.contrib.sessions"):
             raise RuntimeError("Add django.contrib.sessions to INSTALLED_APPS to use the test client's session")
         if self._session is None:
-            from ..sessions import session_for_reply_channel
+            from importlib import import_module
 
-            self._session = session_for_reply_channel(self.reply_channel)
+            store = import_module(settings.SESSION_ENGINE).SessionStore()
+            store.create()
+            self._session = store
         return self._session
 
     def login(self, **credentials: Any) -> bool:
@@ -140,12 +144,10 @@ class HttpClient(Client):
         """Log ``user`` in to this client's session without checking credentials."""
         if backend is None:
             backend = settings.AUTHENTICATION_BACKENDS[0]
-        from ..sessions import save_channel_session
-
         request = HttpRequest()
         request.session = self.session
         auth.login(request, user, backend)
-        save_channel_session(self.session)
+        self.session.save()
 
     def logout(self) -> None:
         """Log out: the session is flushed (a new, empty one is used from then on)."""

@@ -47,10 +47,11 @@ class StreamTests(ChannelTestCase):
         client.send_and_consume("websocket.receive", text={"body": "signed"}, path=STREAM)
         self.assertEqual(client.receive()["user"], "ada")
 
-    def test_cookies_may_be_bytes(self):
+    def test_handshake_headers_may_be_a_dict_of_bytes(self):
         client = WSClient()
-        client.set_cookie(b"theme", b"dark")
-        client.send_and_consume("websocket.connect", path=STREAM)
+        client.set_cookie("theme", "dark")
+        headers = {"cookie": b"theme=dark", "origin": b"http://testserver"}
+        client.send_and_consume("websocket.connect", {"headers": headers}, path=STREAM)
         self.assertIsNone(client.receive())
 
     def test_the_http_view_notifies_readers_through_a_channel(self):
