@@ -34,7 +34,8 @@ flags="-fpermissive"
 for op in Pack4 Pack8 Unpack4 Unpack8; do flags="$flags -D_PyFloat_$op=PyFloat_$op"; done
 (cd "$src" && CFLAGS="$flags" "$venv/bin/python" setup.py -q bdist_wheel >"$work/build.log" 2>&1) \
   || { cat "$work/build.log" >&2; exit 1; }
-"${pip[@]}" uninstall -y msgpack-python >/dev/null 2>&1 || true
+# msgpack-python (the old name, which asgi_ipc requires by name) stays installed
+# so that requirement resolves; the wheel installed last owns the msgpack files.
 "${pip[@]}" install --force-reinstall --no-deps "$src"/dist/msgpack-0.6.2-*.whl
 
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
