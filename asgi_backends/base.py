@@ -10,7 +10,10 @@ Channel names are ASCII letters, digits, ``.``, ``-`` and ``_``, shorter
 than :data:`MAX_NAME_LENGTH`, optionally followed by one type character and
 a suffix:
 
-* ``name?suffix`` -- a *single-reader* channel (a request body, say).
+* ``name?suffix`` -- a *single-reader* channel (a request body, say). The
+  suffix is not optional: ``name?`` alone is only a pattern for
+  ``new_channel``, and ``send``, ``receive`` and the group operations refuse
+  it with ``TypeError``, as asgiref 1.x did.
 * ``name!suffix`` -- a *process-specific* channel: the owning process
   receives on the prefix ``name!`` and gets the messages of every channel
   starting with it, each reported under its full name.
@@ -211,6 +214,8 @@ class BaseChannelLayer:
 
         With ``receive=True``, process-specific names must be given as their
         prefix (ending in ``!``), since that is what a process listens on.
+        A name ending in ``?`` is refused either way: it is a ``new_channel``
+        pattern, not a channel (asgiref 1.x refused it too).
         """
         if not isinstance(name, str):
             raise TypeError(f"Channel name must be a str, not {type(name).__name__} ({name!r})")
@@ -220,6 +225,11 @@ class BaseChannelLayer:
             raise TypeError(
                 f"Channel name {name!r} is invalid: use ASCII letters, digits, '.', '-', '_' "
                 "and at most one '?' or '!'"
+            )
+        if name.endswith("?"):
+            raise TypeError(
+                f"Channel name {name!r} ends in '?': a single-reader channel needs a suffix; "
+                f"make one with new_channel({name!r})"
             )
         if receive and "!" in name and not name.endswith("!"):
             raise TypeError(
@@ -294,14 +304,23 @@ class BaseChannelLayer:
     def make_channel_name(self, pattern: str) -> str:
         """Return ``pattern`` with a fresh, unguessable suffix appended.
 
-        ``pattern`` must end in ``!`` or ``?``. The suffix is drawn from
+        ``pattern`` must end in ``!`` or ``?``, and the name made from it
+        must be a valid channel name (so the pattern leaves room for the
+        suffix under :data:`MAX_NAME_LENGTH`). The suffix is drawn from
         :mod:`secrets`: a reply channel's name is a capability, so it must
         not be predictable.
+
+        Raises:
+            TypeError: the pattern is not such a str.
         """
         if not isinstance(pattern, str) or not pattern.endswith(("!", "?")):
             raise TypeError(f"new_channel pattern must be a str ending in '!' or '?', not {pattern!r}")
-        self.valid_channel_name(pattern)
-        return pattern + secrets.token_hex(12)
+        name = pattern + secrets.token_hex(12)
+        try:
+            self.valid_channel_name(name)
+        except TypeError as exc:
+            raise TypeError(f"new_channel pattern {pattern!r} cannot make a valid channel name: {exc}") from None
+        return name
 
     # -- the operations backends implement ----------------------------------
 

@@ -118,7 +118,8 @@ class ConformanceTests:
 
     @pytest.mark.parametrize(
         "name",
-        ["", "a b", "é", "a" * 100, "a!!b", "a?b?c", "a!b?c", "with:colon", "with/slash", b"bytes", 12, None],
+        ["", "a b", "é", "a" * 100, "a!!b", "a?b?c", "a!b?c", "a?", "a.b?", "with:colon", "with/slash",
+         b"bytes", 12, None],
     )
     def test_send_rejects_bad_channel_name(self, name):
         layer = self.layer()
@@ -297,7 +298,33 @@ class ConformanceTests:
         for i in range(5):
             layer.send(name, {"i": i})
         assert [m["i"] for _, m in drain(layer, [name])] == list(range(5))
-        assert drain(layer, ["conf.body?"]) == []
+
+    def test_single_reader_pattern_is_not_a_channel(self):
+        # asgiref 1.x: "Single-reader channel names must not end with ?" -- a
+        # TypeError from send, receive and the group operations alike.
+        layer = self.layer()
+        with pytest.raises(TypeError, match="new_channel"):
+            layer.send("conf.body?", {"x": 1})
+        with pytest.raises(TypeError):
+            layer.receive(["conf.body?"])
+        with pytest.raises(TypeError):
+            layer.receive(["conf.ok", "conf.body?"], block=True)
+        with pytest.raises(TypeError):
+            layer.receive_batch(["conf.body?"], 5)
+        with pytest.raises(TypeError):
+            layer.send_batch([("conf.ok", {"x": 1}), ("conf.body?", {"x": 2})])
+        assert layer.receive(["conf.ok"]) == (None, None)  # a refused batch sends nothing
+        if "groups" in layer.extensions:
+            with pytest.raises(TypeError):
+                layer.group_add("conf-group", "conf.body?")
+            with pytest.raises(TypeError):
+                layer.group_discard("conf-group", "conf.body?")
+            assert layer.group_channels("conf-group") == []
+        # Still fine: the pattern itself, and a process-specific prefix to receive on.
+        name = layer.new_channel("conf.body?")
+        layer.send(name, {"x": 3})
+        assert layer.receive([name]) == (name, {"x": 3})
+        assert layer.receive(["conf.reply!"]) == (None, None)
 
     def test_new_channel_unique_and_unguessable(self):
         layer = self.layer()
@@ -310,7 +337,10 @@ class ConformanceTests:
             # At least 64 bits of randomness as hex or similar alphabet.
             assert len(suffix) >= 12, name
 
-    @pytest.mark.parametrize("pattern", ["conf.new", "conf new!", "conf.new!x", None, b"conf!"])
+    @pytest.mark.parametrize(
+        "pattern",
+        ["conf.new", "conf new!", "conf.new!x", "conf?new?", "x" * 80 + "?", None, b"conf!"],
+    )
     def test_new_channel_rejects_bad_pattern(self, pattern):
         layer = self.layer()
         with pytest.raises(TypeError):
