@@ -20,27 +20,65 @@ from typing import Any, Callable
 
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.http import QueryDict, parse_cookie
+from django.utils.crypto import salted_hmac
 
 from . import settings as channel_settings
 from .message import Message
 
 
+#: Every channel session key starts with this. The ``;`` cannot occur in a
+#: cookie value (it separates cookies), so a channel session's key can never
+#: be presented as a ``sessionid`` cookie, and :func:`http_session` refuses
+#: it as a ``session_key`` parameter: a channel session never works as an
+#: HTTP session, even where both live in one session store.
+CHANNEL_KEY_PREFIX = "chn;"
+
+
 def session_key_for(reply_channel: str) -> str:
-    """Return the session key of a reply channel's channel session (32 chars)."""
+    """Return the session key of a reply channel's channel session (32 chars).
+
+    The key is an HMAC of the name keyed with ``SECRET_KEY``, so knowing a
+    reply channel's name (from a log line, say) does not give its session.
+    """
+    digest = salted_hmac("channels.sessions.channel_session", reply_channel, algorithm="sha256").hexdigest()
+    return CHANNEL_KEY_PREFIX + digest[: 32 - len(CHANNEL_KEY_PREFIX)]
+
+
+def legacy_session_key_for(reply_channel: str) -> str:
+    """Return the key earlier versions used (an unkeyed SHA-1 of the name), read once to migrate."""
     return "chn" + hashlib.sha1(reply_channel.encode("utf-8")).hexdigest()[:29]
+
+
+def is_channel_session_key(key: str) -> bool:
+    """True if ``key`` names a channel session (which must not be used as an HTTP session)."""
+    return key.startswith(CHANNEL_KEY_PREFIX)
 
 
 def session_for_reply_channel(reply_channel: str) -> SessionBase:
     """Return the (loaded) channel session for ``reply_channel``.
 
+    A connection whose session was stored under the earlier, unkeyed key
+    (before an upgrade) gets that session's data moved to the new key, so
+    a rolling upgrade loses no session; ``CHANNELS_READ_LEGACY_SESSION_KEYS
+    = False`` stops looking once no such session can be alive (one
+    ``SESSION_COOKIE_AGE`` after the upgrade).
+
     Raises:
         ValueError: the session engine is signed cookies.
     """
     key = session_key_for(reply_channel)
-    store = channel_settings.channel_session_engine().SessionStore(session_key=key)
+    engine = channel_settings.channel_session_engine()
+    store = engine.SessionStore(session_key=key)
     store._session  # noqa: B018 -- load now; backends forget the key when nothing is stored
-    store._channels_new = store._session_key is None  # type: ignore[attr-defined]
+    new = store._session_key is None
+    store._channels_new = new  # type: ignore[attr-defined]
     store._session_key = key
+    if new and channel_settings.read_legacy_session_keys():
+        old = engine.SessionStore(session_key=legacy_session_key_for(reply_channel))
+        data = old.load()
+        if data:
+            store.update(data)  # marks it modified: saved under the new key after the consumer
+            old.delete()  # its key can be derived from a logged name: do not leave it readable
     return store
 
 
@@ -128,6 +166,8 @@ def http_session(func: Callable[..., Any]) -> Callable[..., Any]:
         if hasattr(message, "http_session"):
             return func(*args, **kwargs)
         key = session_key_from_message(message.content)
+        if key and is_channel_session_key(key):
+            key = None  # a channel session's key is never an HTTP session
         session = channel_settings.http_session_engine().SessionStore(session_key=key) if key else None
         message.http_session = session
         result = func(*args, **kwargs)

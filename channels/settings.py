@@ -6,6 +6,11 @@
   behaviour, where such a handshake waits until something answers it.
 * ``CHANNEL_SESSION_ENGINE`` (default ``SESSION_ENGINE``): the session
   backend behind ``channel_session``.
+* ``CHANNELS_READ_LEGACY_SESSION_KEYS`` (default ``True``): a new
+  connection's channel session is also looked up under the unkeyed key
+  earlier versions used, and moved to the new key, so an upgrade loses no
+  session. Set ``False`` once one ``SESSION_COOKIE_AGE`` has passed since
+  the upgrade (no such session can be alive then) to save that lookup.
 """
 
 from __future__ import annotations
@@ -43,6 +48,14 @@ def channel_session_engine() -> ModuleType:
 
 
 @functools.cache
+def read_legacy_session_keys() -> bool:
+    """Return ``settings.CHANNELS_READ_LEGACY_SESSION_KEYS`` (default True)."""
+    from django.conf import settings
+
+    return bool(getattr(settings, "CHANNELS_READ_LEGACY_SESSION_KEYS", True))
+
+
+@functools.cache
 def http_session_engine() -> ModuleType:
     """Return ``settings.SESSION_ENGINE`` imported."""
     from django.conf import settings
@@ -60,5 +73,6 @@ def session_cookie_name() -> str:
 
 def clear_cache() -> None:
     """Forget cached values (settings changed)."""
-    for function in (ws_auto_accept, channel_session_engine, http_session_engine, session_cookie_name):
+    for function in (ws_auto_accept, channel_session_engine, http_session_engine, session_cookie_name,
+                     read_legacy_session_keys):
         function.cache_clear()

@@ -24,6 +24,7 @@ from urllib.request import url2pathname
 
 from django.conf import settings
 from django.contrib.staticfiles import utils
+from django.core.exceptions import SuspiciousFileOperation
 from django.http import Http404, HttpRequest, HttpResponseBase, HttpResponseNotFound
 
 from .handler import AsgiHandler, ViewConsumer
@@ -77,6 +78,9 @@ class StaticFilesHandler(AsgiHandler):
             return super().get_response(request)
         try:
             return self.serve(request)
+        except SuspiciousFileOperation:
+            # "../" out of the static roots: a client's doing, so a 404, not a 500 and a traceback.
+            return HttpResponseNotFound("Not found")
         except Http404 as exc:
             if settings.DEBUG:
                 from django.views import debug

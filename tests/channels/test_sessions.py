@@ -148,3 +148,58 @@ def test_auth_decorators(layer, django_db):
     assert connect(ws(layer, "websocket.connect", headers=cookie)) == "alice"
     assert receive(ws(layer)).username == "alice"  # from the channel session, no cookie needed
     assert receive(ws(layer, reply="websocket.send!stranger")).is_anonymous
+
+
+def test_channel_session_key_is_keyed_with_the_secret_and_not_derivable_from_the_name():
+    import hashlib
+
+    from channels.sessions import session_key_for
+
+    key = session_key_for("websocket.send!abc")
+    assert len(key) == 32 and key.startswith("chn;")
+    assert hashlib.sha1(b"websocket.send!abc").hexdigest()[:29] not in key
+    with override_settings(SECRET_KEY="another-secret-entirely-for-this-test"):
+        assert session_key_for("websocket.send!abc") != key  # an HMAC of the name, keyed by SECRET_KEY
+
+
+def test_a_channel_session_key_is_never_an_http_session(layer):
+    from django.http import parse_cookie
+
+    from channels.sessions import session_key_for
+
+    store = session_for_reply_channel("websocket.send!abc")
+    store["_auth_user_id"] = "1"
+    store.save(must_create=True)
+    key = session_key_for("websocket.send!abc")
+    # As a cookie it cannot even be sent: ';' ends a cookie value.
+    assert parse_cookie(f"sessionid={key}").get("sessionid") != key
+
+    @http_session
+    def connect(message):
+        return message.http_session
+
+    query = f"session_key={key.replace(';', '%3B')}".encode()
+    assert connect(ws(layer, "websocket.connect", query_string=query, headers=[])) is None
+
+
+def test_sessions_under_the_old_unkeyed_key_move_to_the_new_one(layer):
+    from channels.sessions import legacy_session_key_for
+
+    def store_under_old_key(reply, data):
+        from django.core.cache import cache  # the sessions of these tests live in the cache
+
+        cache.set(SessionStore.cache_key_prefix + legacy_session_key_for(reply), data)
+
+    store_under_old_key("websocket.send!up", {"room": "before-upgrade"})
+
+    @channel_session
+    def receive(message):
+        return message.channel_session.get("room")
+
+    assert receive(ws(layer, reply="websocket.send!up")) == "before-upgrade"
+    assert not SessionStore().exists(legacy_session_key_for("websocket.send!up"))  # gone from the old key
+    assert session_for_reply_channel("websocket.send!up")["room"] == "before-upgrade"  # saved under the new
+
+    store_under_old_key("websocket.send!late", {"room": "ignored"})
+    with override_settings(CHANNELS_READ_LEGACY_SESSION_KEYS=False):
+        assert receive(ws(layer, reply="websocket.send!late")) is None
