@@ -91,12 +91,16 @@ class ChannelLayer(Protocol):
             ``"asyncio"``).
         cross_process: False for a layer whose messages never leave the
             process (the in-memory one): a separate worker would never see them.
+        expiry: seconds an unread message lives.
+        group_expiry: seconds a group membership lives after its last ``group_add``.
         ChannelFull: the exception a send over capacity raises.
         MessageTooLarge: the exception a send over the size limit raises.
     """
 
     extensions: list[str]
     cross_process: bool
+    expiry: float
+    group_expiry: float
     ChannelFull: type[ChannelFull]
     MessageTooLarge: type[MessageTooLarge]
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Callable, Sequence
 
-__all__ = ["DEFAULT_WEBSOCKET_LIFETIME", "ServerConfig", "build_endpoint_strings", "missing_tls_support"]
+from asgi_backends.base import ChannelLayer
 
-DEFAULT_WEBSOCKET_LIFETIME = 86400.0
+__all__ = ["ServerConfig", "build_endpoint_strings", "missing_tls_support"]
 """Seconds a WebSocket may live when neither the option nor the layer's ``group_expiry`` says."""
 
 
@@ -153,18 +153,18 @@ class ServerConfig:
         if self.root_path.endswith("/"):
             raise ValueError(f"root_path must not end with '/', not {self.root_path!r}")
 
-    def websocket_lifetime(self, layer: Any) -> float | None:
+    def websocket_lifetime(self, layer: ChannelLayer) -> float | None:
         """Return the longest a WebSocket may live with ``layer``, in seconds.
 
         Returns:
             ``websocket_timeout`` when it is positive; the layer's
-            ``group_expiry`` (86400 if it has none) when it is ``None``;
+            ``group_expiry`` when it is ``None`` (as Daphne did: a socket
+            outliving its group memberships would miss group messages);
             ``None`` (no limit) when it is negative.
         """
         timeout = self.websocket_timeout
         if timeout is None:
-            expiry = getattr(layer, "group_expiry", None)
-            return float(expiry) if isinstance(expiry, (int, float)) and expiry > 0 else DEFAULT_WEBSOCKET_LIFETIME
+            return float(layer.group_expiry)
         return None if timeout < 0 else float(timeout)
 
 

@@ -190,7 +190,7 @@ def test_negative_websocket_timeout_means_no_lifetime():
 def test_default_lifetime_is_the_layers_group_expiry_or_one_day():
     assert ServerConfig().websocket_timeout is None
     assert ServerConfig().websocket_lifetime(ChannelLayer(group_expiry=3600)) == 3600
-    assert ServerConfig().websocket_lifetime(object()) == 86400  # a layer without group_expiry
+    assert ServerConfig().websocket_lifetime(ChannelLayer()) == 86400  # the layers' default group_expiry
     # As in Daphne, 0 is "not given": the default again.
     assert ServerConfig(websocket_timeout=0).websocket_lifetime(ChannelLayer(group_expiry=60)) == 60
     assert ServerConfig(websocket_timeout=-1).websocket_lifetime(ChannelLayer()) is None
