@@ -49,7 +49,10 @@ DEFAULT_CHANNEL_LAYER = "default"
 BACKEND_ALIASES: dict[str, str] = {
     "asgiref.inmemory.ChannelLayer": "asgi_backends.inmemory.ChannelLayer",
     "asgi_redis.RedisChannelLayer": "asgi_backends.redis.RedisChannelLayer",
-    "asgi_redis.RedisSentinelChannelLayer": "asgi_backends.redis.RedisChannelLayer",
+    # These two take asgi_redis 1.4.3's CONFIG keys (Sentinel: "hosts" are the
+    # sentinels); the local variant sends everything through Redis.
+    "asgi_redis.RedisSentinelChannelLayer": "asgi_backends.redis.legacy.AsgiRedisSentinelChannelLayer",
+    "asgi_redis.RedisLocalChannelLayer": "asgi_backends.redis.legacy.AsgiRedisLocalChannelLayer",
     # The same-machine (cross-process, no server) layer replaces asgi_ipc.
     "asgi_ipc.IPCChannelLayer": "asgi_backends.sqlite.SQLiteChannelLayer",
 }

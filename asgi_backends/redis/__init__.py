@@ -4,6 +4,9 @@
   consistent hashing.
 * :class:`RedisSentinelChannelLayer` -- Redis behind Sentinel, following
   failovers of the master.
+
+:mod:`.legacy` holds the same layers under asgi_redis 1.x's CONFIG keys, for
+the historical backend paths.
 """
 
 from .layer import RedisChannelLayer

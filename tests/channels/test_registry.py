@@ -9,6 +9,7 @@ from django.test import override_settings
 from asgi_backends.inmemory import ChannelLayer
 from channels import Channel, channel_layers
 from channels.asgi import get_channel_layer
+from tests.asgi_backends.sentinel import running_sentinel
 
 ROUTES = []
 
@@ -33,6 +34,55 @@ def test_historical_redis_path_resolves_to_ours():
     from channels.asgi import backend_class
 
     assert backend_class("asgi_redis.RedisChannelLayer").__module__.startswith("asgi_backends.redis")
+
+
+def test_1x_sentinel_settings_load(redis_server, tmp_path):
+    from asgi_backends.redis import RedisSentinelChannelLayer
+
+    # As asgi_redis 1.4.3's README wrote them: "hosts" are the sentinels.
+    with running_sentinel(redis_server.port, tmp_path) as (port, _):
+        with override_settings(CHANNEL_LAYERS={"default": {
+            "BACKEND": "asgi_redis.RedisSentinelChannelLayer",
+            "CONFIG": {"hosts": [("127.0.0.1", port)], "services": ["mymaster"], "sentinel_refresh_interval": 5,
+                       "prefix": "reg1x:", "capacity": 7, "stats_prefix": "reg1x-meta:"},
+            "ROUTING": "tests.channels.test_registry.ROUTES",
+        }}):
+            layer = get_channel_layer()
+            try:
+                assert isinstance(layer, RedisSentinelChannelLayer) and layer.capacity == 7
+                assert layer.sentinels == [("127.0.0.1", port)] and layer.services == ["mymaster"]
+                Channel("reg.sentinel").send({"n": 1})
+                assert layer.receive(["reg.sentinel"], block=True) == ("reg.sentinel", {"n": 1})
+            finally:
+                layer.flush()
+                layer.close()
+
+
+def test_1x_local_settings_load_onto_the_redis_layer(redis_server):
+    from asgi_backends.redis import RedisChannelLayer
+
+    with override_settings(CHANNEL_LAYERS={"default": {
+        "BACKEND": "asgi_redis.RedisLocalChannelLayer",
+        "CONFIG": {"hosts": [redis_server.url], "prefix": "reglocal:", "stats_prefix": "reglocal-meta:"},
+        "ROUTING": "tests.channels.test_registry.ROUTES",
+    }}):
+        layer = get_channel_layer()
+        try:
+            assert isinstance(layer, RedisChannelLayer)
+            Channel("http.request").send({"n": 1})
+            assert layer.receive(["http.request"], block=True) == ("http.request", {"n": 1})
+        finally:
+            layer.flush()
+            layer.close()
+
+
+@pytest.mark.parametrize("backend", ["asgi_redis.RedisSentinelChannelLayer", "asgi_redis.RedisLocalChannelLayer"])
+def test_1x_redis_variants_name_a_key_they_do_not_take(backend):
+    with override_settings(CHANNEL_LAYERS={"default": {
+        "BACKEND": backend, "CONFIG": {"services": ["mymaster"], "pool_size": 3}, "ROUTING": [],
+    }}):
+        with pytest.raises(ImproperlyConfigured, match="rejected its CONFIG.*'pool_size'"):
+            channel_layers["default"]
 
 
 @pytest.mark.parametrize(("layers", "alias", "needle"), [
