@@ -14,7 +14,8 @@
 
 from .base import ChannelTestCase, ChannelTestCaseMixin, Client, TransactionChannelTestCase, apply_routes
 from .http import HttpClient
+from .liveserver import ChannelLiveServerTestCase
 from .websocket import WSClient
 
-__all__ = ["ChannelTestCase", "ChannelTestCaseMixin", "Client", "HttpClient", "TransactionChannelTestCase",
-           "WSClient", "apply_routes"]
+__all__ = ["ChannelLiveServerTestCase", "ChannelTestCase", "ChannelTestCaseMixin", "Client", "HttpClient",
+           "TransactionChannelTestCase", "WSClient", "apply_routes"]
