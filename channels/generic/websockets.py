@@ -137,13 +137,19 @@ class WebsocketConsumer(BaseConsumer):
     # -- raw handlers (what method_mapping points at) --------------------------
 
     def raw_connect(self, message: Message, **kwargs: Any) -> None:
-        """Join the connection groups, then call :meth:`connect` (leaving them again if it refuses)."""
+        """Join the connection groups, then call :meth:`connect`.
+
+        If ``connect`` raises anything (``DenyConnection`` or a bug), the
+        groups are left again before the exception goes on: the handshake
+        is refused, and a membership left behind would outlive the socket
+        until ``group_expiry``.
+        """
         groups = self._groups(**kwargs)
         for name in groups:
             Group(name, channel_layer=message.channel_layer).add(message.reply_channel)
         try:
             self.connect(message, **kwargs)
-        except DenyConnection:
+        except BaseException:
             for name in groups:
                 Group(name, channel_layer=message.channel_layer).discard(message.reply_channel)
             raise

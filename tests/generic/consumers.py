@@ -71,6 +71,13 @@ class Picky(WebsocketConsumer):
         self.accept()
 
 
+class Broken(WebsocketConsumer):
+    groups = ["broken"]
+
+    def connect(self, message, **kwargs):
+        raise RuntimeError("a bug in connect")
+
+
 class HttpUser(WebsocketConsumer):
     http_user = True
 

@@ -64,6 +64,13 @@ class WebsocketConsumerTests(ChannelTestCase):
         assert refused.receive() == {"close": True}
         assert members("picky") == {welcome.reply_channel}
 
+    def test_a_failing_connect_leaves_the_groups_too(self):
+        client = WSClient()
+        with apply_routes([route_class(consumers.Broken)]):
+            with self.assertRaisesRegex(RuntimeError, "a bug in connect"):
+                client.send_and_consume("websocket.connect", check_accept=False)
+        assert members("broken") == set()
+
     def test_check_accept_fails_a_rejected_connect(self):
         with apply_routes([route_class(consumers.Picky)]):
             with self.assertRaisesRegex(AssertionError, "not accepted"):
