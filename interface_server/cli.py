@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Largest request body accepted; larger ones get 413 (default 104857600)")
     add("--max-header-size", type=int, default=64 * 1024,
         help="Largest request head accepted; larger ones get 431 (default 65536)")
+    add("--max-pending-bytes", type=int, default=4 * 1024 * 1024,
+        help="Most bytes held for a client that does not read what is sent to it, beyond the socket's buffer; "
+             "past it a WebSocket is closed with 1008 (default 4194304)")
+    add("--websocket-max-message-size", type=int, default=None,
+        help="Largest message a WebSocket client may send; larger ones close it with 1009 before being read "
+             "(default: the layer's max_message_size less the websocket.receive envelope)")
+    add("--websocket-max-frame-size", type=int, default=None,
+        help="Largest frame a WebSocket client may send; larger ones close it with 1009 before being read "
+             "(default: the message limit)")
+    add("--websocket-max-in-flight", type=int, default=32,
+        help="Messages from one WebSocket that may wait to be sent to the layer before reading from it "
+             "pauses (default 32)")
     add("--sender-threads", type=int, default=4,
         help="Threads sending requests and frames to the layer, so its round trips never stall the "
              "event loop (default 4; 0 = send from the event loop)")
@@ -146,6 +158,10 @@ def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> Se
         shutdown_timeout=args.shutdown_timeout,
         sender_threads=args.sender_threads,
         keepalive_timeout=args.keepalive_timeout,
+        max_pending_bytes=args.max_pending_bytes,
+        websocket_max_message_size=args.websocket_max_message_size,
+        websocket_max_frame_size=args.websocket_max_frame_size,
+        websocket_max_in_flight=args.websocket_max_in_flight,
     )
 
 

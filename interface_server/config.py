@@ -12,6 +12,8 @@ from typing import IO, Callable, Sequence
 
 from asgi_backends.base import ChannelLayer
 
+from .proxy import parse_trusted
+
 __all__ = ["ServerConfig", "build_endpoint_strings", "missing_tls_support"]
 """Seconds a WebSocket may live when neither the option nor the layer's ``group_expiry`` says."""
 
@@ -54,8 +56,15 @@ class ServerConfig:
             Default 30; ``0`` never drops.
         root_path: the ``root_path`` sent with every request (the prefix the
             site is mounted under behind a proxy). Default ``""``.
-        proxy_headers: trust ``X-Forwarded-For`` / ``X-Forwarded-Port`` /
-            ``X-Forwarded-Proto`` for ``client`` and ``scheme``. Default False.
+        proxy_headers: take ``client`` and ``scheme`` from ``X-Forwarded-For``
+            / ``X-Forwarded-Port`` / ``X-Forwarded-Proto`` when the peer is a
+            trusted proxy (``proxy_headers_from``): the client is the
+            rightmost ``X-Forwarded-For`` entry that is not itself a trusted
+            proxy. Default False.
+        proxy_headers_from: the peers whose proxy headers are believed:
+            IP addresses and CIDR networks (a sequence, or one
+            comma-separated string), ``"*"`` for every peer. Peers on a UNIX
+            socket are always trusted. Default ``("127.0.0.1", "::1")``.
         ws_protocols: WebSocket subprotocols the server may agree to; the
             first one the client offers that is listed here is chosen.
             Default none.
@@ -82,17 +91,48 @@ class ServerConfig:
             Default 10.
         keepalive_timeout: seconds an idle keep-alive HTTP connection is kept.
             Default 75.
+        request_head_timeout: seconds a request head (request line and
+            headers) may take to arrive, counted from its first byte -- and
+            for a connection's first request from the moment it was accepted,
+            so a connection that never sends a byte is closed then too. One
+            deadline, not reset by each byte (a head trickled in slowly is cut
+            off, ``408``). Default 20.
+        request_body_timeout: seconds a request body may go without a byte
+            arriving (while the server is reading it) before the request is
+            cut off with ``408``; also how long a body may make no progress
+            towards the layer. Default 30.
         signal_handlers: install SIGTERM/SIGINT handlers in ``Server.run()``
             (only when it runs in the main thread). Default True.
         on_ready: called in the reactor thread, once every endpoint listens,
             with the list of listening addresses as strings
             (``"tcp:127.0.0.1:8000"``, ``"unix:/tmp/x.sock"``). Default ``None``.
+        max_pending_bytes: most bytes the server holds for one connection
+            whose client does not read what the application sends, beyond the
+            socket's own send buffer (64 KiB) and the write that filled it; past
+            it a WebSocket is closed with 1008 (policy violation), with one log
+            line. It also bounds the payload bytes of one connection's messages
+            waiting to be sent to the layer before reading from it pauses.
+            Default 4194304 (4 MiB).
+        websocket_max_message_size: largest message (after reassembling its
+            frames) a WebSocket client may send; larger ones close the socket
+            with 1009 as soon as a frame header announces them, before their
+            payload is read. Default ``None``: the layer's ``max_message_size``
+            (1 MiB) less the rest of a ``websocket.receive`` message (reply
+            channel, path and order, about 120 bytes plus the path), so that
+            every message accepted fits the layer.
+        websocket_max_frame_size: largest single frame a WebSocket client may
+            send (1009 beyond it, before its payload is read). Default
+            ``None``: the message limit.
+        websocket_max_in_flight: messages from one WebSocket that may wait to be
+            sent to the layer before reading from it pauses (it resumes when
+            half have gone). Default 32.
         server_name: the value of the ``Server`` response header when the
             application sets none (empty: no header). Default
             ``"interface-server"``.
 
-    Timeouts are checked periodically (at least once a second), so one fires
-    up to that much after its moment, never before it.
+    WebSocket timeouts are checked periodically (at least once a second), so
+    one fires up to that much after its moment, never before it; HTTP
+    timeouts are timers on the reactor's clock and fire at their moment.
 
     Raises:
         ValueError: an option has a value it cannot take (the message names it).
@@ -106,6 +146,7 @@ class ServerConfig:
     ping_timeout: float = 30.0
     root_path: str = ""
     proxy_headers: bool = False
+    proxy_headers_from: Sequence[str] = ("127.0.0.1", "::1")
     ws_protocols: Sequence[str] = ()
     access_log: IO[str] | None = None
     verbosity: int = 1
@@ -116,8 +157,14 @@ class ServerConfig:
     sender_threads: int = 4
     shutdown_timeout: float = 10.0
     keepalive_timeout: float = 75.0
+    request_head_timeout: float = 20.0
+    request_body_timeout: float = 30.0
     signal_handlers: bool = True
     on_ready: Callable[[list[str]], object] | None = None
+    max_pending_bytes: int = 4 * 1024 * 1024
+    websocket_max_message_size: int | None = None
+    websocket_max_frame_size: int | None = None
+    websocket_max_in_flight: int = 32
     server_name: str = "interface-server"
 
     def __post_init__(self) -> None:
@@ -125,9 +172,15 @@ class ServerConfig:
             raise ValueError(f"endpoints must be a non-empty list of endpoint strings, not {self.endpoints!r}")
         object.__setattr__(self, "endpoints", tuple(self.endpoints))
         object.__setattr__(self, "ws_protocols", tuple(self.ws_protocols))
+        object.__setattr__(self, "proxy_headers_from", parse_trusted(self.proxy_headers_from))
         if not isinstance(self.sender_threads, int) or self.sender_threads < 0:
             raise ValueError(f"sender_threads must be an integer >= 0, not {self.sender_threads!r}")
-        for name in ("body_inline_limit", "max_body_size", "max_header_size"):
+        for name in ("websocket_max_message_size", "websocket_max_frame_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive number of bytes or None, not {value!r}")
+        for name in ("body_inline_limit", "max_body_size", "max_header_size", "max_pending_bytes",
+                     "websocket_max_in_flight"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -140,7 +193,7 @@ class ServerConfig:
         elif connect == 0:
             raise ValueError("websocket_connect_timeout must be a positive number of seconds, "
                              "or -1 (or None) to wait for ever, not 0")
-        for name in ("shutdown_timeout", "keepalive_timeout"):
+        for name in ("shutdown_timeout", "keepalive_timeout", "request_head_timeout", "request_body_timeout"):
             value = getattr(self, name)
             if value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
