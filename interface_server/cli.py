@@ -48,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Seconds to wait for an answer to a ping before dropping the WebSocket (default 30; 0 = never drop)")
     add("--root-path", default="", help="The root_path sent with every request (the prefix the site is mounted under)")
     add("--proxy-headers", action="store_true",
-        help="Take client address and scheme from X-Forwarded-For/-Port/-Proto (only behind a trusted proxy)")
+        help="Take client address and scheme from X-Forwarded-For/-Port/-Proto when the peer is a trusted proxy "
+             "(see --proxy-headers-from)")
+    add("--proxy-headers-from", default="127.0.0.1,::1", metavar="ADDRESSES",
+        help="Comma-separated addresses and CIDR networks of the proxies whose X-Forwarded-* headers are "
+             "believed, '*' for any peer; UNIX socket peers are always trusted (default 127.0.0.1,::1)")
     add("--ws-protocol", dest="ws_protocols", nargs="+", action="extend", default=[], metavar="NAME",
         help="WebSocket subprotocols the server may agree to (several after one option, or repeat it)")
     add("--body-inline-limit", type=int, default=500 * 1024,
@@ -74,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
              "event loop (default 4; 0 = send from the event loop)")
     add("--keepalive-timeout", type=float, default=75.0,
         help="Seconds an idle keep-alive HTTP connection is kept open (default 75)")
+    add("--request-head-timeout", type=float, default=20.0,
+        help="Seconds a request head may take to arrive, from its first byte (from the connection's accept for "
+             "its first request); not extended by each byte; past it 408 and close (default 20)")
+    add("--request-body-timeout", type=float, default=30.0,
+        help="Seconds a request body may go without a byte arriving before 408 and close (default 30)")
     add("--shutdown-timeout", type=float, default=10.0,
         help="On SIGTERM, seconds in-flight HTTP responses get to finish (default 10)")
     add("--force-sync", action="store_true",
@@ -149,6 +158,7 @@ def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> Se
         ping_timeout=args.ping_timeout,
         root_path=args.root_path,
         proxy_headers=args.proxy_headers,
+        proxy_headers_from=args.proxy_headers_from,
         ws_protocols=args.ws_protocols,
         access_log=access_log,
         verbosity=args.verbosity,
@@ -158,6 +168,8 @@ def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> Se
         shutdown_timeout=args.shutdown_timeout,
         sender_threads=args.sender_threads,
         keepalive_timeout=args.keepalive_timeout,
+        request_head_timeout=args.request_head_timeout,
+        request_body_timeout=args.request_body_timeout,
         max_pending_bytes=args.max_pending_bytes,
         websocket_max_message_size=args.websocket_max_message_size,
         websocket_max_frame_size=args.websocket_max_frame_size,
