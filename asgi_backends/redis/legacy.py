@@ -166,7 +166,9 @@ class AsgiRedisLocalChannelLayer(RedisChannelLayer):
         connection_kwargs: dict[str, Any] | None = None,
         **unknown: Any,
     ) -> None:
-        refuse_unknown("asgi_redis.RedisLocalChannelLayer", unknown, REDIS_KEYS, "asgi_backends.redis.RedisChannelLayer")
+        refuse_unknown(
+            "asgi_redis.RedisLocalChannelLayer", unknown, REDIS_KEYS, "asgi_backends.redis.RedisChannelLayer",
+        )
         check_stats_prefix(stats_prefix)
         self.stats_prefix = stats_prefix
         super().__init__(
