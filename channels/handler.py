@@ -26,6 +26,7 @@ from django.utils.functional import cached_property
 from django.utils.http import parse_header_parameters
 
 from asgi_backends.base import loggable_name
+from asgi_backends.retry import RetryPolicy, send_retrying
 
 from .exceptions import RequestAborted, RequestTimeout, ResponseLater
 
@@ -288,20 +289,14 @@ class ViewConsumer:
         reply = message.reply_channel
         if reply is None:
             raise ValueError("http.request message has no reply_channel")
-        full = message.channel_layer.ChannelFull
+        layer = reply.channel_layer
+        policy = RetryPolicy(timeout=self.send_timeout)
         for reply_message in self.handler(message):
-            deadline = None
-            while True:
-                try:
-                    reply.send(reply_message, immediately=True)
-                    break
-                except full:
-                    now = time.monotonic()
-                    deadline = deadline or now + self.send_timeout
-                    if now >= deadline:
-                        logger.warning("Reply channel %s stayed full; abandoning the response", loggable_name(reply.name))
-                        return
-                    time.sleep(0.05)  # the client reads slowly: give it time
+            try:  # the client reads slowly: give it up to send_timeout for each message
+                send_retrying(layer, reply.name, reply_message, policy)
+            except layer.ChannelFull:
+                logger.warning("Reply channel %s stayed full; abandoning the response", loggable_name(reply.name))
+                return
 
 
 __all__ = ["AsgiHandler", "AsgiRequest", "ViewConsumer"]

@@ -19,6 +19,9 @@ runs twice. A message whose order already ran (a duplicate) is dropped.
 
 A consumer that fails still advances the order (its message was handled,
 badly); one that raises ``ConsumeLater`` does not.
+
+Parking and releasing retry a full channel under :data:`FULL_RETRY` before
+giving up on it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import hashlib
 import logging
 from typing import Any, Callable
 
+from asgi_backends.base import loggable_name
+from asgi_backends.retry import RetryPolicy, send_retrying
 from worker.exceptions import ConsumeLater
 
 from .outbox import outbox
@@ -36,6 +41,9 @@ from .sessions import channel_session, find_message, save_channel_session, sessi
 logger = logging.getLogger(__name__)
 
 ORDER_KEY = "__channels_next_order"
+
+FULL_RETRY = RetryPolicy(timeout=2.0)
+"""How long a full channel is retried when parking or releasing a message (as long as the outbox's held sends)."""
 
 
 def wait_channel_name(reply_channel: str, slot: int) -> str:
@@ -81,11 +89,11 @@ def release(message: Any, slot: int) -> int:
         if channel is None:
             return count
         try:
-            layer.send(parked["channel"], parked["content"])
+            send_retrying(layer, parked["channel"], parked["content"], FULL_RETRY)
             count += 1
         except layer.ChannelFull:
-            logger.error("Cannot release a parked message of %s: channel %s is full; it is lost",
-                         message.reply_channel.name, parked["channel"])
+            logger.error("Cannot release a parked message of %s: channel %s stayed full for %ss; it is lost",
+                         loggable_name(message.reply_channel.name), parked["channel"], FULL_RETRY.timeout)
 
 
 def enforce_ordering(func: Callable[..., Any] | None = None, *, slight: bool = False) -> Any:
@@ -96,7 +104,8 @@ def enforce_ordering(func: Callable[..., Any] | None = None, *, slight: bool = F
 
     Raises (when called):
         ValueError: the message has no ``order`` key or no reply channel.
-        ChannelFull: the wait channel for this connection is full.
+        ChannelFull: the wait channel for this connection stayed full
+            (for ``FULL_RETRY.timeout`` seconds).
     """
     policy = _Policy(slight)
 
@@ -156,10 +165,11 @@ def _park(message: Any, policy: _Policy, order: int) -> None:
     layer = message.channel_layer
     wait = wait_channel_name(message.reply_channel.name, slot)
     try:
-        layer.send(wait, {"channel": message.channel.name, "content": message.content})
+        send_retrying(layer, wait, {"channel": message.channel.name, "content": message.content}, FULL_RETRY)
     except layer.ChannelFull:
         raise layer.ChannelFull(
-            f"Cannot park out-of-order message {order} of {message.reply_channel.name}: {wait} is full"
+            f"Cannot park out-of-order message {order} of {loggable_name(message.reply_channel.name)}: "
+            f"{wait} stayed full for {FULL_RETRY.timeout}s"
         ) from None
     # The message we wait for may have finished while we parked: look again.
     fresh = session_for_reply_channel(message.reply_channel.name).get(ORDER_KEY, 0)

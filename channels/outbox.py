@@ -17,6 +17,7 @@ import time
 from typing import Any, Callable
 
 from asgi_backends.base import ChannelLayer
+from asgi_backends.retry import RetryPolicy, send_retrying
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +26,15 @@ ANSWER_KEYS = ("accept", "close", "text", "bytes")
 
 
 class Outbox:
-    """The held sends of the consumer running in the current thread."""
+    """The held sends of the consumer running in the current thread.
+
+    Attributes:
+        retry_time: seconds a held send that meets ``ChannelFull`` is
+            retried (under :mod:`asgi_backends.retry`'s policy) before the
+            flush gives up on it.
+    """
 
     retry_time = 2.0
-    retry_interval = 0.05
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -72,7 +78,8 @@ class Outbox:
 
         Consecutive sends to channels go out with one ``send_batch`` (one
         round trip); group sends one by one, in their place. A send that
-        meets ``ChannelFull`` is retried for up to ``retry_time``, after the
+        meets ``ChannelFull`` is retried for up to ``retry_time`` (with the
+        backoff of :class:`asgi_backends.retry.RetryPolicy`), after the
         later sends to that channel and before anything after the batch.
 
         Raises:
@@ -116,10 +123,20 @@ class Outbox:
         self._local.after = []
         self._local.watch = None
 
+    def _retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(timeout=self.retry_time)
+
+    def _stayed_full(self, target: Any) -> RuntimeError:
+        return RuntimeError(
+            f"Could not send a held message to {target}: it stayed full for {self.retry_time}s. "
+            "Consume faster, raise the channel's capacity, or send with immediately=True "
+            "and handle ChannelFull yourself."
+        )
+
     def _send_batch(self, layer: ChannelLayer, entries: list[tuple[Any, dict]]) -> None:
         """Send held messages to channels of one layer in one batch, retrying full ones."""
         pending = entries
-        deadline = None
+        backoff = None
         failures: dict[int, BaseException] = {}
         while True:
             results = layer.send_batch([(target.name, content) for target, content in pending])
@@ -131,42 +148,28 @@ class Outbox:
                     failures[id(entry)] = result
             if not full:
                 break
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + self.retry_time
-            if now >= deadline:
+            if backoff is None:
+                backoff = self._retry_policy().backoff()
+            pause = backoff.next_pause()
+            if pause is None:
                 for entry in full:
-                    failures[id(entry)] = RuntimeError(
-                        f"Could not send a held message to {entry[0]}: it stayed full for {self.retry_time}s. "
-                        "Consume faster, raise the channel's capacity, or send with immediately=True "
-                        "and handle ChannelFull yourself."
-                    )
+                    failures[id(entry)] = self._stayed_full(entry[0])
                 break
-            time.sleep(self.retry_interval)  # the channel is full: give its reader time
+            time.sleep(pause)  # the channel is full: give its reader time
             pending = full
         for entry in entries:  # the first failure in the order the consumer sent
             if id(entry) in failures:
                 raise failures[id(entry)]
 
     def _send(self, target: Any, content: dict) -> None:
-        deadline = None
         layer = target.channel_layer
-        send = getattr(layer, target.layer_method)  # "send" or "send_group"
-        while True:
-            try:
-                send(target.name, content)
-                return
-            except layer.ChannelFull:
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.retry_time
-                if now >= deadline:
-                    raise RuntimeError(
-                        f"Could not send a held message to {target}: it stayed full for {self.retry_time}s. "
-                        "Consume faster, raise the channel's capacity, or send with immediately=True "
-                        "and handle ChannelFull yourself."
-                    ) from None
-                time.sleep(self.retry_interval)  # the channel is full: give its reader time
+        if target.layer_method != "send":
+            getattr(layer, target.layer_method)(target.name, content)  # send_group: never ChannelFull
+            return
+        try:
+            send_retrying(layer, target.name, content, self._retry_policy())
+        except layer.ChannelFull:
+            raise self._stayed_full(target) from None
 
 
 outbox = Outbox()

@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable, NamedTuple
 
 from asgi_backends.base import ChannelLayer
+from asgi_backends.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +52,20 @@ class Sender:
         reactor: where ``on_error`` callbacks run (via ``callFromThread``).
         threads: number of sender threads; 0 sends inline in the caller's thread.
         full_retry: seconds a send that hits ``ChannelFull`` is retried when
-            the caller asked for retries.
+            the caller asked for retries, with the pauses of
+            :class:`asgi_backends.retry.RetryPolicy` (5 ms doubling to 100 ms,
+            jittered).
     """
 
     def __init__(self, layer: ChannelLayer, reactor: Any, threads: int = 4, full_retry: float = 1.0) -> None:
         if threads < 0:
             raise ValueError(f"threads must be 0 or more, not {threads!r}")
+        if isinstance(full_retry, bool) or not isinstance(full_retry, (int, float)) or full_retry < 0:
+            raise ValueError(f"full_retry must be 0 or more seconds, not {full_retry!r}")
         self.layer = layer
         self.reactor = reactor
         self.full_retry = full_retry
+        self.full_policy = RetryPolicy(timeout=full_retry)
         self.queues: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(threads)]
         self.threads = [
             threading.Thread(target=self._run, args=(q,), name=f"layer-sender-{i}", daemon=True)
@@ -144,44 +150,48 @@ class Sender:
         except Exception as exc:
             # Redis down and the like: every message of the batch met it.
             results = [exc] * len(batch)
-        retry: list[Job] = []
+        retry: list[tuple[Job, BaseException]] = []
         for job, result in zip(batch, results):
             if result is None:
                 continue
             if job.retry_full and isinstance(result, layer.ChannelFull):
-                retry.append(job)
+                retry.append((job, result))
             else:
                 self._failed(job.channel, job.on_error, result)
         if retry:
             self._retry(retry)
 
-    def _retry(self, jobs: list[Job]) -> None:
-        """Retry sends that found their channel full, briefly, with growing pauses.
+    def _retry(self, refused: list[tuple[Job, BaseException]]) -> None:
+        """Retry sends that found their channel full, under ``full_policy``, in one batch per try.
 
-        The thread's other connections wait meanwhile, as do the retried
-        connections' later messages (:func:`split_batch` held those back),
-        so every connection's order is kept.
+        ``refused`` pairs each job with its ``ChannelFull``; what is still
+        refused at the deadline is reported with its last one. The thread's
+        other connections wait meanwhile, as do the retried connections'
+        later messages (:func:`split_batch` held those back), so every
+        connection's order is kept.
         """
         layer = self.layer
-        deadline = time.monotonic() + self.full_retry
-        delay = 0.005
-        while jobs:
-            time.sleep(delay)  # a pause between attempts on a full channel, not a wait for an event
+        backoff = self.full_policy.backoff()
+        while refused:
+            pause = backoff.next_pause()
+            if pause is None:
+                for job, exc in refused:
+                    self._failed(job.channel, job.on_error, exc)
+                return
+            time.sleep(pause)  # a pause between attempts on a full channel, not a wait for an event
+            jobs = [job for job, _ in refused]
             try:
                 results = layer.send_batch([(job.channel, job.message) for job in jobs])
             except Exception as exc:
                 results = [exc] * len(jobs)
-            last_try = time.monotonic() + delay > deadline
-            still = []
+            refused = []
             for job, result in zip(jobs, results):
                 if result is None:
                     continue
-                if isinstance(result, layer.ChannelFull) and not last_try:
-                    still.append(job)
+                if isinstance(result, layer.ChannelFull):
+                    refused.append((job, result))
                 else:
                     self._failed(job.channel, job.on_error, result)
-            jobs = still
-            delay = min(delay * 2, 0.1)
 
     def _failed(self, channel: str, on_error: OnError | None, exc: BaseException) -> None:
         if on_error is None:

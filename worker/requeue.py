@@ -4,6 +4,8 @@ Putting such a message straight back would make a worker that is alone on
 the channel pick it up again at once and spin on it. Instead each retry is
 scheduled a little later than the previous one (10 ms, 20 ms, 40 ms, ...
 capped at one second); one timer thread per worker process does the sends.
+A re-send that finds its channel full is rescheduled the same way, with
+jitter (:data:`FULL_RETRY`).
 """
 
 from __future__ import annotations
@@ -13,18 +15,31 @@ import itertools
 import logging
 import threading
 import time
-from typing import Any
 
 from asgi_backends.base import ChannelLayer, loggable_name
+from asgi_backends.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
 RETRIES_KEY = "__retries__"
 
+CONSUME_LATER_BACKOFF = RetryPolicy(first_delay=0.01, max_delay=1.0, jitter=0.0)
+"""The pauses before the re-sends of a message whose consumer raised ``ConsumeLater``."""
+
+FULL_RETRY = RetryPolicy(first_delay=0.01, max_delay=1.0)
+"""The pauses before the tries of a re-send whose channel was full (the same, jittered).
+
+Re-sends are rescheduled, not waited for, so only the schedule is used; the
+number of tries is ``Requeuer.full_retries``.
+"""
+
 
 def retry_delay(attempt: int, base: float = 0.01, cap: float = 1.0) -> float:
-    """Return how long to hold a message before its ``attempt``-th re-send."""
-    return min(cap, base * (2 ** max(0, attempt - 1)))
+    """Return how long to hold a message before its ``attempt``-th re-send (exactly: no jitter)."""
+    policy = CONSUME_LATER_BACKOFF
+    if (base, cap) != (policy.first_delay, policy.max_delay):
+        policy = RetryPolicy(first_delay=base, max_delay=cap, jitter=0.0)
+    return policy.delay(max(1, attempt))
 
 
 class Requeuer:
@@ -33,7 +48,8 @@ class Requeuer:
     Args:
         channel_layer: where to send.
         full_retries: how many times a re-send that meets ``ChannelFull`` is
-            tried again (with the same backoff) before the message is dropped.
+            tried again (after the pauses of :data:`FULL_RETRY`) before the
+            message is dropped.
     """
 
     def __init__(self, channel_layer: ChannelLayer, full_retries: int = 10) -> None:
@@ -82,7 +98,7 @@ class Requeuer:
                     return
                 _, _, channel, content, full_attempt = heapq.heappop(self._heap)
             if not self._send(channel, content, full_attempt):
-                self.schedule(channel, content, retry_delay(full_attempt + 1), full_attempt + 1)
+                self.schedule(channel, content, FULL_RETRY.delay(full_attempt + 1), full_attempt + 1)
 
     def _send(self, channel: str, content: dict, full_attempt: int) -> bool:
         """Send now; return False if the channel was full and a retry is allowed."""

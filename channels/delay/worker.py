@@ -12,8 +12,10 @@ Sending a row deletes it in the same database transaction, so a message is
 sent by one delay server only, and a crash before the transaction commits
 leaves the row for the next run (a crash in the instant between the send and
 the commit can send it twice; nothing is ever lost). A target channel that is
-full is retried with a growing delay, then the message is dropped with an
-error in the log. Bad requests are logged and dropped.
+full is retried ``full_retries`` times, the row rescheduled each time after
+the next pause of :data:`FULL_RETRY` (50 ms doubling to 5 s, jittered), then
+the message is dropped with an error in the log. Bad requests are logged
+and dropped.
 """
 
 from __future__ import annotations
@@ -29,12 +31,20 @@ from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
 from asgi_backends.base import ChannelLayer
+from asgi_backends.retry import RetryPolicy
 
 from .models import DelayedMessage, InvalidDelayedMessage
 
 logger = logging.getLogger(__name__)
 
 DELAY_CHANNEL = "asgi.delay"
+
+FULL_RETRY = RetryPolicy(first_delay=0.05, max_delay=5.0)
+"""The pauses between tries of a due message whose channel is full.
+
+Rows are rescheduled, not waited for, so only the schedule is used; the
+number of tries is ``DelayWorker.full_retries``.
+"""
 
 
 class DelayWorker:
@@ -43,7 +53,8 @@ class DelayWorker:
     Args:
         channel_layer: a cross-process layer.
         signal_handlers: make ``SIGTERM``/``SIGINT`` stop :meth:`run`.
-        full_retries: how often a send that meets ``ChannelFull`` is retried.
+        full_retries: how often a send that meets ``ChannelFull`` is retried
+            (after the pauses of :data:`FULL_RETRY`).
         recheck_interval: longest sleep between looks at the table, for rows
             another delay server process stored (seconds).
     """
@@ -194,7 +205,7 @@ class DelayWorker:
                          row.channel_name, row.attempts)
             DelayedMessage.objects.filter(pk=row.pk).delete()
             return
-        backoff = min(5.0, 0.05 * 2 ** row.attempts)
+        backoff = FULL_RETRY.delay(row.attempts + 1)
         DelayedMessage.objects.filter(pk=row.pk).update(
             attempts=row.attempts + 1, due_date=timezone.now() + datetime.timedelta(seconds=backoff))
         logger.warning("Channel %s is full; retrying its delayed message in %.2fs", row.channel_name, backoff)

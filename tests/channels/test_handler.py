@@ -175,3 +175,36 @@ def test_view_consumer_is_safe_across_threads(layer):
         thread.join()
     assert errors == []
     assert len(drain(layer, "http.response!")) == 80
+
+
+def test_a_full_reply_channel_is_retried_then_the_response_abandoned(caplog):
+    from asgi_backends.inmemory import ChannelLayer
+
+    small = ChannelLayer(channel_capacity={"http.response!": 1})
+    small.send("http.response!test", {"filler": True})  # the client has not read its last reply
+    consumer = ViewConsumer()
+    consumer.send_timeout = 0.05
+    with caplog.at_level("WARNING", logger="django.request"):
+        consumer(request_message(small, "/big/"))  # three chunks: the first is refused
+    assert "stayed full; abandoning the response" in caplog.text
+    assert drain(small, "http.response!") == [{"filler": True}]
+    assert small.channel_statistics("http.response!test")["channel_full_count"] > 1  # retried, not given up at once
+
+
+def test_a_slow_reader_gets_the_whole_response():
+    from asgi_backends.inmemory import ChannelLayer
+
+    small = ChannelLayer(channel_capacity={"http.response!": 1})
+    parts = []
+
+    def read():  # reads one chunk at a time, so every chunk after the first meets a full channel
+        while not parts or parts[-1]["more_content"]:
+            channel, part = small.receive(["http.response!"], block=True)
+            if channel is not None:
+                parts.append(part)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    ViewConsumer()(request_message(small, "/big/"))
+    reader.join(10)
+    assert b"".join(part["content"] for part in parts) == b"x" * (1300 * 1024) and len(parts) == 3

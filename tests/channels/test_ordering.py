@@ -156,3 +156,46 @@ def test_duplicates_are_dropped_and_missing_order_is_an_error(layer, recorder):
     assert runs == [0, 1]
     with pytest.raises(ValueError, match="'order'"):
         consumer(message(layer, "websocket.receive", reply_channel="ws!e"))
+
+
+def test_release_waits_for_room_on_a_full_channel_instead_of_losing_the_message(layer):
+    from channels.ordering import release, wait_channel_name
+
+    small = type(layer.channel_layer)(channel_capacity={"websocket.receive": 1})
+    small.send("websocket.receive", {"filler": True})
+    reply = "websocket.send!full"
+    small.send(wait_channel_name(reply, 2), {"channel": "websocket.receive", "content": {"order": 2}})
+    got = []
+
+    def read():  # frees room once the release has met the full channel
+        wait_until(lambda: small.channel_statistics("websocket.receive")["channel_full_count"], what="a refused send")
+        while len(got) < 2:
+            channel, content = small.receive(["websocket.receive"], block=True)
+            if channel is not None:
+                got.append(content)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert release(message(small, "websocket.receive", reply_channel=reply, order=1), 2) == 1
+    reader.join(10)
+    assert got == [{"filler": True}, {"order": 2}]
+
+
+def test_a_channel_that_stays_full_is_given_up_on_after_the_retry_policy(layer, monkeypatch, caplog):
+    from asgi_backends.retry import RetryPolicy
+    from channels import ordering
+
+    monkeypatch.setattr(ordering, "FULL_RETRY", RetryPolicy(timeout=0.05))
+    small = type(layer.channel_layer)(capacity=1)
+    reply = "websocket.send!stuck"
+    small.send("websocket.receive", {"filler": True})
+    small.send(ordering.wait_channel_name(reply, 2), {"channel": "websocket.receive", "content": {"order": 2}})
+    with caplog.at_level("ERROR", logger="channels.ordering"):
+        assert ordering.release(message(small, "websocket.receive", reply_channel=reply, order=1), 2) == 0
+    assert "stayed full for 0.05s; it is lost" in caplog.text
+    assert small.channel_statistics("websocket.receive")["channel_full_count"] > 1  # retried first
+    # Parking on a wait channel that stays full raises ChannelFull, after retrying too.
+    small.send(ordering.wait_channel_name(reply, 3), {"channel": "websocket.receive", "content": {"order": 3}})
+    with pytest.raises(small.ChannelFull, match="stayed full"):
+        ordering._park(message(small, "websocket.receive", reply_channel=reply, order=3), ordering._Policy(False), 3)
+    assert small.channel_statistics(ordering.wait_channel_name(reply, 3))["channel_full_count"] > 1

@@ -94,3 +94,41 @@ def test_flush_gives_up_on_a_channel_that_stays_full():
     assert ran == [True]
     assert [m["n"] for m in drain(small, "outbox.full")] == [0]
     assert [m["n"] for m in drain(small, "outbox.other")] == [2]
+
+
+def test_a_lone_held_send_is_retried_until_its_channel_drains():
+    from asgi_backends.inmemory import ChannelLayer
+
+    small = ChannelLayer(capacity=1)
+    small.send("outbox.full", {"n": 0})
+    outbox = Outbox()
+    outbox.begin()
+    outbox.add(Channel("outbox.full", channel_layer=small), {"n": 1})  # alone: a plain send, not a batch
+    got = []
+
+    def read():
+        wait_until(lambda: small.channel_statistics("outbox.full")["channel_full_count"], what="a refused send")
+        while len(got) < 2:
+            channel, message = small.receive(["outbox.full"], block=True)
+            if channel is not None:
+                got.append(message["n"])
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    outbox.flush()
+    reader.join(10)
+    assert got == [0, 1]
+
+
+def test_a_lone_held_send_gives_up_after_retry_time():
+    from asgi_backends.inmemory import ChannelLayer
+
+    small = ChannelLayer(capacity=1)
+    small.send("outbox.full", {"n": 0})
+    outbox = Outbox()
+    outbox.retry_time = 0  # one try only
+    outbox.begin()
+    outbox.add(Channel("outbox.full", channel_layer=small), {"n": 1})
+    with pytest.raises(RuntimeError, match="stayed full for 0s"):
+        outbox.flush()
+    assert small.channel_statistics("outbox.full")["channel_full_count"] == 1

@@ -24,6 +24,7 @@ class RequestTests(ChannelTestCase):
             ({"channel": "x", "content": {}}, "lacks ['delay']"),
             ({"channel": 5, "content": {}, "delay": 1}, "'channel' must be a channel name"),
             ({"channel": "bad name!!", "content": {}, "delay": 1}, "is not a valid channel name"),
+            ({"channel": "body?", "content": {}, "delay": 1}, "is not a valid channel name"),  # a pattern
             ({"channel": "x", "content": [1], "delay": 1}, "'content' must be a dict"),
             ({"channel": "x", "content": {}, "delay": "soon"}, "'delay' must be a number"),
             ({"channel": "x", "content": {}, "delay": True}, "'delay' must be a number"),
@@ -90,3 +91,25 @@ class SendingTests(ChannelTestCase):
             self.worker.send_one(row)
         assert "stayed full after 2 retries" in logs.output[0]
         assert not DelayedMessage.objects.exists()
+
+    def test_a_full_channel_is_rescheduled_after_the_next_pause_of_the_policy(self):
+        from channels.delay.worker import FULL_RETRY
+
+        full = layer()
+        while True:
+            try:
+                full.send("out", {"filler": True})
+            except full.ChannelFull:
+                break
+        self.worker.full_retries = 10
+        row = self.worker.store({"channel": "out", "content": {"x": 1}, "delay": 0})
+        row.attempts = 3
+        row.save()
+        before = timezone.now()
+        with self.assertLogs("channels.delay.worker", "WARNING"):
+            assert self.worker.send_one(row) == 0
+        after = timezone.now()
+        row.refresh_from_db()
+        nominal = datetime.timedelta(seconds=min(FULL_RETRY.max_delay, FULL_RETRY.first_delay * 2 ** 3))
+        assert row.attempts == 4
+        assert before + nominal * (1 - FULL_RETRY.jitter) < row.due_date <= after + nominal

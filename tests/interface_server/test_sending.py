@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from asgi_backends.inmemory import ChannelLayer
 from interface_server.sending import Job, Sender, split_batch
 
@@ -81,3 +83,30 @@ def test_sender_reports_a_channel_that_stays_full():
     assert failed.wait(5)
     assert isinstance(errors[0], layer.ChannelFull)
     sender.close()
+
+
+def test_sender_with_no_full_retry_reports_the_first_refusal():
+    layer = ChannelLayer(capacity=1)
+    layer.send("frames", {"n": 0})
+    calls = []
+    send_batch = layer.send_batch
+
+    def counting_send_batch(items):
+        calls.append(len(items))
+        return send_batch(items)
+
+    layer.send_batch = counting_send_batch
+    failed = threading.Event()
+    errors = []
+
+    def on_error(exc):
+        errors.append(exc)
+        failed.set()
+
+    sender = Sender(layer, Reactor(), threads=1, full_retry=0)
+    sender.send(1, "frames", {"n": 1}, on_error, retry_full=True)
+    assert failed.wait(5)
+    sender.close()
+    assert isinstance(errors[0], layer.ChannelFull) and calls == [1]  # no retry
+    with pytest.raises(ValueError, match="full_retry"):
+        Sender(layer, Reactor(), threads=0, full_retry=-1)

@@ -15,7 +15,7 @@ import pytest
 from asgi_backends.inmemory import ChannelLayer
 from tests.support import waiting
 from worker import ConsumeLater, Worker, WorkerHooks
-from worker.requeue import retry_delay
+from worker.requeue import Requeuer, retry_delay
 from worker.worker import filter_channels
 
 
@@ -114,6 +114,34 @@ def test_consume_later_retries_with_growing_delay_then_drops(layer, caplog):
         worker.stop()
         worker.join(5)
     assert retry_delay(1) < retry_delay(3) <= retry_delay(50) == 1.0
+
+
+def test_requeued_message_meeting_a_full_channel_is_retried_until_room_is_made():
+    layer = ChannelLayer(capacity=1)
+    layer.send("busy", {"filler": True})
+    requeuer = Requeuer(layer, full_retries=50)
+    try:
+        requeuer.schedule("busy", {"n": 1}, 0)
+        wait_until(lambda: layer.channel_statistics("busy")["channel_full_count"] >= 2)  # retried, not dropped
+        assert layer.receive(["busy"]) == ("busy", {"filler": True})
+        wait_until(lambda: layer.channel_statistics("busy")["messages_count"] == 2)
+        assert layer.receive(["busy"]) == ("busy", {"n": 1})
+    finally:
+        requeuer.close(flush=False)
+
+
+def test_requeued_message_is_dropped_after_full_retries(caplog):
+    layer = ChannelLayer(capacity=1)
+    layer.send("busy", {"filler": True})
+    requeuer = Requeuer(layer, full_retries=2)
+    try:
+        with caplog.at_level(logging.WARNING, logger="worker.requeue"):
+            requeuer.schedule("busy", {"n": 1}, 0)
+            wait_until(lambda: "stayed full" in caplog.text)
+        assert layer.channel_statistics("busy")["channel_full_count"] == 3  # the try and 2 retries
+        assert requeuer.pending() == 0
+    finally:
+        requeuer.close(flush=False)
 
 
 def test_thread_pool_runs_consumers_concurrently(layer):
