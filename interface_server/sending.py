@@ -11,6 +11,11 @@ one ``layer.send_batch`` (one round trip per Redis shard, however many
 connections the batch serves), so under load the round trips per message
 fall as the batches grow, and an idle server still sends each message the
 moment it is queued.
+
+A caller may pass a *flow* with a send (an
+:class:`~interface_server.flow.InboundFlow`): the sender tells it when the
+message is done -- sent, or failed for good -- so the connection can stop
+reading while too many of its messages are still on their way.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Protocol
 
 from asgi_backends.base import ChannelLayer
 from asgi_backends.retry import RetryPolicy
@@ -27,6 +32,17 @@ from asgi_backends.retry import RetryPolicy
 logger = logging.getLogger(__name__)
 
 OnError = Callable[[BaseException], object]
+
+
+class Flow(Protocol):
+    """Told when each message sent with it is done (sent, or failed for good)."""
+
+    def finished(self) -> None:
+        """One message is done; called in the sender thread serving its connection."""
+
+    def finished_here(self) -> None:
+        """One message is done; called in the reactor thread (inline sends)."""
+
 
 _STOP = object()
 
@@ -42,6 +58,7 @@ class Job(NamedTuple):
     message: dict[str, Any]
     on_error: OnError | None
     retry_full: bool
+    flow: Flow | None = None
 
 
 class Sender:
@@ -80,17 +97,21 @@ class Sender:
             thread.start()
 
     def send(self, key: int, channel: str, message: dict[str, Any], on_error: OnError | None = None,
-             retry_full: bool = False) -> None:
+             retry_full: bool = False, flow: Flow | None = None) -> None:
         """Send ``message`` on ``channel``, after earlier sends with the same ``key``.
 
         Call it in the reactor thread. ``on_error`` is called in the reactor
         thread with the exception if the send fails (after retries, with
-        ``retry_full``).
+        ``retry_full``). ``flow``, if given, is told when the message is done
+        (sent or failed): ``flow.finished()`` in the sender thread, or
+        ``flow.finished_here()`` when sending inline.
         """
         if not self.queues:
             self._deliver(channel, message, on_error, retry_full)
+            if flow is not None:
+                flow.finished_here()
             return
-        job = Job(key, channel, message, on_error, retry_full)
+        job = Job(key, channel, message, on_error, retry_full, flow)
         index = key % len(self.queues)
         if not self._coalesce:
             self.queues[index].put(job)
@@ -152,12 +173,13 @@ class Sender:
             results = [exc] * len(batch)
         retry: list[tuple[Job, BaseException]] = []
         for job, result in zip(batch, results):
-            if result is None:
-                continue
-            if job.retry_full and isinstance(result, layer.ChannelFull):
-                retry.append((job, result))
-            else:
+            if result is not None:
+                if job.retry_full and isinstance(result, layer.ChannelFull):
+                    retry.append((job, result))
+                    continue
                 self._failed(job.channel, job.on_error, result)
+            if job.flow is not None:
+                job.flow.finished()
         if retry:
             self._retry(retry)
 
@@ -177,6 +199,8 @@ class Sender:
             if pause is None:
                 for job, exc in refused:
                     self._failed(job.channel, job.on_error, exc)
+                    if job.flow is not None:
+                        job.flow.finished()
                 return
             time.sleep(pause)  # a pause between attempts on a full channel, not a wait for an event
             jobs = [job for job, _ in refused]
@@ -186,12 +210,13 @@ class Sender:
                 results = [exc] * len(jobs)
             refused = []
             for job, result in zip(jobs, results):
-                if result is None:
-                    continue
-                if isinstance(result, layer.ChannelFull):
-                    refused.append((job, result))
-                else:
+                if result is not None:
+                    if isinstance(result, layer.ChannelFull):
+                        refused.append((job, result))
+                        continue
                     self._failed(job.channel, job.on_error, result)
+                if job.flow is not None:
+                    job.flow.finished()
 
     def _failed(self, channel: str, on_error: OnError | None, exc: BaseException) -> None:
         if on_error is None:

@@ -9,6 +9,16 @@ Timeouts follow Daphne 1.x: ``websocket_connect_timeout`` bounds how long
 the handshake waits for the application, ``websocket_timeout`` is the
 longest a socket may live at all (traffic does not extend it), and idle or
 dead peers are found by pinging (``ping_interval``/``ping_timeout``).
+
+Hostile clients (RFC 6455): a frame or message over its size limit is
+refused with 1009 as soon as its header says so, before its payload is
+read; any protocol error gets a close frame with its code (1002, 1007) and
+then the connection is closed after that frame has gone out, reading
+nothing more from it. A client that does not read what the application
+sends is closed with 1008 once the server holds ``max_pending_bytes`` for
+it (:class:`~interface_server.flow.OutboundBuffer`); one that sends faster
+than the layer takes its messages has its reading paused
+(:class:`~interface_server.flow.InboundFlow`).
 """
 
 from __future__ import annotations
@@ -21,32 +31,36 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
+from .flow import InboundFlow, OutboundBuffer
+from .ws_limits import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_INVALID_PAYLOAD,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_NORMAL,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_TRY_AGAIN_LATER,
+    frame_header,
+    is_sendable_close_code,
+    receive_payload_limit,
+)
+
 if TYPE_CHECKING:
     from .http_parse import RequestHead
     from .server import ServerContext
 
 logger = logging.getLogger(__name__)
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_INTERNAL_ERROR = 1011
-CLOSE_TRY_AGAIN_LATER = 1013
+__all__ = ["CLOSE_TIMEOUT", "PRE_OPEN_BUFFER", "WSState", "WebSocketProtocol", "build_ws_factory",
+           "is_sendable_close_code"]
 
-# RFC 6455 section 7.4 and the IANA registry: the codes an endpoint may put in a
-# close frame. 1004 is reserved; 1005, 1006 and 1015 must never be sent.
-_SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
+CLOSE_TIMEOUT = 5.0
+"""Seconds a closing connection may take to finish (the peer's close frame, or our last bytes
+going out) before it is aborted."""
 
-
-def is_sendable_close_code(code: object) -> bool:
-    """Return True if ``code`` may be sent in a close frame (RFC 6455 section 7.4).
-
-    Those are 1000-1003, 1007-1014 and 3000-4999 (3000-3999 registered with
-    IANA, 4000-4999 private to the application); anything else, including a
-    ``bool`` or a string of digits, is not.
-    """
-    if not isinstance(code, int) or isinstance(code, bool):
-        return False
-    return code in _SENDABLE_CLOSE_CODES or 3000 <= code <= 4999
+PRE_OPEN_BUFFER = 64 * 1024
+"""Bytes a client may send while its handshake is held before reading from it pauses until it opens."""
 
 
 class WSState(enum.Enum):
@@ -64,6 +78,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
 
     ctx: ServerContext
     head: RequestHead
+    inbound: InboundFlow  # built in connectionMade, once there is a transport
 
     def setup(self, ctx: ServerContext, head: RequestHead, client: Any, server: Any, scheme: str) -> None:
         """Attach server state and what the HTTP side parsed (called before ``makeConnection``)."""
@@ -84,6 +99,21 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.connected_at = self.last_activity = ctx.now()
         self.close_code: int | None = None
         self.ping_sent_at: float | None = None
+        # When the connection started closing (ours or the peer's close frame, or a failure).
+        self.closing_since: float | None = None
+        # After a protocol error nothing more is read (RFC 6455 section 7.1.7).
+        self.discarding = False
+        self.aborted = False
+        self.read_paused_before_open = False
+        self.outbound = OutboundBuffer(ctx.config.max_pending_bytes)
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        config = self.ctx.config
+        # The transport pauses and resumes this producer as its send buffer fills and drains.
+        self.transport.registerProducer(self.outbound, True)
+        self.inbound = InboundFlow(self.transport, self.ctx.reactor, config.websocket_max_in_flight,
+                                   config.max_pending_bytes)
 
     # -- handshake ------------------------------------------------------------
 
@@ -101,6 +131,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
         if ctx.shutting_down:
             raise ConnectionDeny(503, "Server shutting down")
         self.reply_channel = ctx.receiver.new_channel(self)
+        self._set_size_limits()
         message = {
             "reply_channel": self.reply_channel,
             "scheme": scheme,
@@ -123,6 +154,19 @@ class WebSocketProtocol(WebSocketServerProtocol):
         ctx.sender.send(self.number, "websocket.connect", message, self._connect_failed)
         return handshake
 
+    def _set_size_limits(self) -> None:
+        """Give Autobahn this connection's message and frame limits (it refuses larger ones with 1009).
+
+        Autobahn checks both at each frame's header, before reading its
+        payload, so nothing over a limit is ever buffered.
+        """
+        config = self.ctx.config
+        message_limit = config.websocket_max_message_size
+        if message_limit is None:
+            message_limit = receive_payload_limit(self.ctx.layer, self.reply_channel, self.head.path)
+        self.maxMessagePayloadSize = message_limit
+        self.maxFramePayloadSize = config.websocket_max_frame_size or message_limit
+
     def _connect_failed(self, exc: BaseException) -> None:
         """``websocket.connect`` could not be sent: refuse the handshake with 503."""
         if self.ws_state is not WSState.CONNECTING or self.handshake is None:
@@ -136,7 +180,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
 
     def _deny(self, code: int, reason: str) -> None:
         handshake, self.handshake = self.handshake, None
-        self.ws_state = WSState.CLOSING
+        self._begin_closing()
         if self.ctx.access_log is not None:
             self.ctx.access_log.websocket("WSREJECT", self.client, self.head.path)
         if handshake is not None:
@@ -150,6 +194,9 @@ class WebSocketProtocol(WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         self.ws_state = WSState.OPEN
+        if self.read_paused_before_open:
+            self.read_paused_before_open = False
+            self.transport.resumeProducing()
         if self.ctx.access_log is not None:
             self.ctx.access_log.websocket("WSCONNECT", self.client, self.head.path)
         pending, self.pending = self.pending, []
@@ -181,24 +228,41 @@ class WebSocketProtocol(WebSocketServerProtocol):
         text = message.get("text")
         if text is not None:
             if isinstance(text, str):
-                self.sendMessage(text.encode("utf-8"), False)
+                self._send_frame(0x1, text.encode("utf-8"))
             else:
                 logger.error("websocket reply 'text' must be str, not %s (client %s, path %s)",
                              type(text).__name__, self.client, self.head.path)
         data = message.get("bytes")
         if data is not None:
             if isinstance(data, bytes):
-                self.sendMessage(data, True)
+                self._send_frame(0x2, data)
             else:
                 logger.error("websocket reply 'bytes' must be bytes, not %s (client %s, path %s)",
                              type(data).__name__, self.client, self.head.path)
         close = message.get("close")
-        if close:
+        if close and self.ws_state is WSState.OPEN:
             code = CLOSE_NORMAL if close is True else close
             if not is_sendable_close_code(code):
                 self._bad_close_code(close)
                 code = CLOSE_NORMAL
             self.close_with(code)
+
+    def _send_frame(self, opcode: int, payload: bytes) -> None:
+        """Send one unfragmented data frame, unless the connection is past open.
+
+        Written here rather than by ``sendMessage``, which would hold the
+        application to the *client's* message limit and raise past it; no
+        extension (compression) is ever negotiated, so a frame is its header
+        and the payload.
+        """
+        if self.state != self.STATE_OPEN or self.ws_state is not WSState.OPEN:
+            return
+        header = frame_header(opcode, len(payload))
+        if len(payload) < 65536:
+            self.sendData(header + payload)
+        else:  # no copy of a large payload just to prepend a few bytes
+            self.sendData(header)
+            self.sendData(payload)
 
     def _bad_close_code(self, close: object) -> None:
         """Log, once per distinct value and server, that ``close`` cannot go in a close frame."""
@@ -217,6 +281,13 @@ class WebSocketProtocol(WebSocketServerProtocol):
     # -- writing -------------------------------------------------------------------
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        # Every write passes here: what the client does not read is counted
+        # (pongs to its pings included), and past max_pending_bytes it is closed.
+        outbound = self.outbound
+        if outbound.paused and outbound.add(len(data)) and self.ws_state is not WSState.CLOSED \
+                and not self.discarding:
+            self._too_slow()
+            return
         # Autobahn's sendData builds coloured debug-log arguments on every
         # write whatever the log level (about a fifth of a broadcast frame's
         # cost); the common case -- nothing queued, no chopping, no octet
@@ -230,13 +301,27 @@ class WebSocketProtocol(WebSocketServerProtocol):
         elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
             self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
 
+    def _too_slow(self) -> None:
+        """The client holds more than ``max_pending_bytes`` unread: close it with 1008, say so once."""
+        logger.warning("WebSocket %s from %s is not reading: over %d bytes wait for it (max_pending_bytes); "
+                       "closing it with %d", self.head.path, self.client, self.outbound.limit,
+                       CLOSE_POLICY_VIOLATION)
+        self._fail(CLOSE_POLICY_VIOLATION, "client too slow", log=False)
+
     # -- frames from the client ------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        if self.discarding:
+            return  # failed: RFC 6455 section 7.1.7 says to read nothing more
         # Any traffic, pongs included, shows the peer is alive: it answers an
         # outstanding ping and postpones the next one.
         self.last_activity = self.ctx.now()
         self.ping_sent_at = None
+        if self.ws_state is not WSState.OPEN and not self.read_paused_before_open \
+                and len(self.data) + len(data) > PRE_OPEN_BUFFER:
+            # Frames sent ahead of a held handshake wait in self.data: stop reading until it opens.
+            self.read_paused_before_open = True
+            self.transport.pauseProducing()
         self._dataReceived(data)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -246,18 +331,76 @@ class WebSocketProtocol(WebSocketServerProtocol):
             message["bytes"] = payload
         else:
             message["text"] = payload.decode("utf-8")  # Autobahn has validated it (1007 otherwise)
+        # Reading pauses while too many of this connection's messages wait for the layer.
+        inbound = self.inbound
+        inbound.add(len(payload))
         # Retried briefly on ChannelFull by the sender thread, which keeps the order.
-        self.ctx.sender.send(self.number, "websocket.receive", message, self._receive_failed, retry_full=True)
+        self.ctx.sender.send(self.number, "websocket.receive", message, self._receive_failed, retry_full=True,
+                             flow=inbound)
 
     def _receive_failed(self, exc: BaseException) -> None:
         if self.ws_state is WSState.CLOSED:
             return
-        if isinstance(exc, self.ctx.layer.ChannelFull):
+        layer = self.ctx.layer
+        if isinstance(exc, layer.ChannelFull):
             logger.warning("websocket.receive full for %s; closing %s with 1013", self.head.path, self.client)
             self.close_with(CLOSE_TRY_AGAIN_LATER)
+        elif isinstance(exc, layer.MessageTooLarge):
+            # Only when websocket_max_message_size was set above what the layer carries.
+            logger.warning("websocket.receive for %s from %s is too large for the channel layer (%s); "
+                           "closing with %d", self.head.path, self.client, exc, CLOSE_MESSAGE_TOO_BIG)
+            self.close_with(CLOSE_MESSAGE_TOO_BIG)
         else:
             logger.error("Could not send websocket.receive for %s from %s: %s", self.head.path, self.client, exc)
             self.close_with(CLOSE_INTERNAL_ERROR)
+
+    # -- protocol errors (Autobahn's hooks) ---------------------------------------------
+
+    def _fail_connection(self, code: int = CLOSE_GOING_AWAY, reason: str = "going away") -> None:
+        # Autobahn calls this on every protocol error, invalid payload and
+        # oversized frame or message (with failByDrop off).
+        self._fail(code, reason)
+
+    def _protocol_violation(self, reason: str) -> bool:
+        self._fail(CLOSE_PROTOCOL_ERROR, reason)
+        return True  # Autobahn stops processing: nothing after a violation is read
+
+    def _invalid_payload(self, reason: str) -> bool:
+        self._fail(CLOSE_INVALID_PAYLOAD, reason)
+        return True
+
+    def _fail(self, code: int, reason: str, log: bool = True) -> None:
+        """Fail the connection (RFC 6455 section 7.1.7): a close frame with ``code``, then close.
+
+        Nothing more is read from the client, and the TCP connection is closed
+        once the close frame has been written (so the client gets it rather
+        than a reset), or aborted :data:`CLOSE_TIMEOUT` seconds later if it
+        cannot be written. Logs one line without a traceback.
+        """
+        if self.ws_state is WSState.CLOSED or self.discarding:
+            return
+        if log:
+            logger.info("Closing WebSocket %s from %s with %d: %s", self.head.path, self.client, code, reason)
+        self.failedByMe = True
+        self.wasClean = False
+        self.wasNotCleanReason = reason
+        self.discarding = True
+        self.data = b""
+        if self.close_code is None:
+            self.close_code = code
+        if self.state == self.STATE_OPEN:
+            # A close frame's reason is at most 123 bytes of UTF-8 (RFC 6455 section 5.5).
+            reason_bytes = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+            self.sendCloseFrame(code=code, reasonUtf8=reason_bytes, isReply=False)
+        self._begin_closing()
+        self.inbound.close()
+        self.transport.loseConnection()
+
+    def _begin_closing(self) -> None:
+        if self.ws_state is not WSState.CLOSED:
+            self.ws_state = WSState.CLOSING
+        if self.closing_since is None:
+            self.closing_since = self.ctx.now()
 
     # -- closing ------------------------------------------------------------------------
 
@@ -266,6 +409,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.ws_state = WSState.CLOSED
         ctx = self.ctx
         ctx.ws_connections.discard(self)
+        self.inbound.close()
         self.handshake = None
         if self.reply_channel is None:
             return
@@ -273,8 +417,9 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.order += 1
         ctx.sender.send(self.number, "websocket.disconnect", {
             "reply_channel": self.reply_channel,
-            # When the server closed, the application wants its own code, not the client's echo.
-            "code": self.close_code or code or 1006,
+            # When the server closed, the application wants its own code, not the client's echo;
+            # a clean close without a code is 1005 (RFC 6455 section 7.1.5), a dropped one 1006.
+            "code": self.close_code or code or (1005 if wasClean else 1006),
             "path": self.head.path,
             "order": self.order,
         })
@@ -288,7 +433,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
         """Start the closing handshake with ``code`` (server codes such as 1001/1013 included)."""
         if self.ws_state is WSState.CLOSED:
             return
-        self.ws_state = WSState.CLOSING
+        self._begin_closing()
         self.close_code = code
         # Autobahn's public sendClose only allows application codes; the server needs 1001/1011/1013 too.
         self.sendCloseFrame(code=code, reasonUtf8=reason.encode() if reason else None, isReply=False)
@@ -300,9 +445,14 @@ class WebSocketProtocol(WebSocketServerProtocol):
         ``websocket_connect_timeout`` (503); closes (1000) an open socket older
         than its lifetime (``websocket_timeout``), however busy; pings a socket
         that has received nothing for ``ping_interval`` and drops it (1006) if
-        nothing comes back within ``ping_timeout``.
+        nothing comes back within ``ping_timeout``; aborts a connection still
+        closing :data:`CLOSE_TIMEOUT` seconds after it began to (the peer never
+        answered the close frame, or never read it).
         """
         state = self.ws_state
+        if state is WSState.CLOSING or (state is WSState.OPEN and self.state != self.STATE_OPEN):
+            self._check_closing(now)
+            return
         if state is WSState.CONNECTING:
             deadline = self.connect_deadline
             if deadline is not None and now > deadline and self.handshake is not None:
@@ -324,12 +474,24 @@ class WebSocketProtocol(WebSocketServerProtocol):
             if config.ping_timeout and now - self.ping_sent_at > config.ping_timeout:
                 logger.info("WebSocket %s from %s did not answer a ping; dropping it", self.head.path, self.client)
                 self.close_code = 1006
-                self.ws_state = WSState.CLOSING
+                self._begin_closing()
+                self.aborted = True
                 self.transport.abortConnection()
             return  # one ping at a time
         if config.ping_interval and now - self.last_activity >= config.ping_interval:
             self.ping_sent_at = now
             self.sendPing()
+
+    def _check_closing(self, now: float) -> None:
+        since = self.closing_since
+        if since is None:
+            # Autobahn began closing on its own (it answered the client's close frame).
+            self.closing_since = now
+        elif now - since > CLOSE_TIMEOUT and not self.aborted:
+            logger.info("WebSocket %s from %s still closing after %gs; aborting it", self.head.path, self.client,
+                        CLOSE_TIMEOUT)
+            self.aborted = True
+            self.transport.abortConnection()
 
     def begin_shutdown(self) -> None:
         """Close with 1001 (going away); refuse a handshake in progress."""
@@ -341,7 +503,6 @@ class WebSocketProtocol(WebSocketServerProtocol):
 
 def build_ws_factory(ctx: ServerContext) -> WebSocketServerFactory:
     """Return the Autobahn factory holding every connection's protocol options."""
-    config = ctx.config
     factory = WebSocketServerFactory(server=ctx.server_name.decode("latin-1") or None)
     factory.protocol = WebSocketProtocol
     factory.setProtocolOptions(
@@ -350,8 +511,12 @@ def build_ws_factory(ctx: ServerContext) -> WebSocketServerFactory:
         autoPingTimeout=0,
         # Protocol errors get a close frame with a code (1002, 1007) rather than a dropped socket.
         failByDrop=False,
-        # The handshake is held by us, with our own deadline.
+        # The handshake is held by us, with our own deadline, and the closing
+        # handshake is timed by our own check too (CLOSE_TIMEOUT), on the server's clock.
         openHandshakeTimeout=0,
-        closeHandshakeTimeout=5,
+        closeHandshakeTimeout=0,
+        # Per-connection limits are set in onConnect (the default depends on the path).
+        maxFramePayloadSize=0,
+        maxMessagePayloadSize=0,
     )
     return factory

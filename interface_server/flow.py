@@ -1,0 +1,186 @@
+"""Flow control for one connection, both ways, on Twisted's producer/consumer interfaces.
+
+* **Outbound** (:class:`OutboundBuffer`): a push producer registered on the
+  connection's transport. The transport pauses it when its own send buffer
+  is full (the peer reads slower than the application writes) and resumes
+  it once the buffer has drained. Whatever the connection writes while it
+  is paused is counted; past ``limit`` bytes the connection must be closed,
+  so one client that never reads cannot make the server hold an unbounded
+  backlog for it.
+* **Inbound** (:class:`InboundFlow`): counts a connection's messages still
+  waiting to be sent to the channel layer (sender threads send them, see
+  :mod:`interface_server.sending`). While too many, or too many bytes, are
+  waiting, reading from the connection pauses (``transport.pauseProducing``),
+  and it resumes once they have drained, so a client that sends faster than
+  the layer takes its messages is slowed down instead of queued without
+  bound.
+
+Neither class knows about WebSockets; the protocol wires them up.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any
+
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["InboundFlow", "OutboundBuffer"]
+
+
+@implementer(IPushProducer)
+class OutboundBuffer:
+    """Counts the bytes a connection writes while its transport's send buffer is full.
+
+    Register it on the transport as a streaming producer
+    (``transport.registerProducer(buffer, True)``) and call :meth:`add`
+    before every write. The transport holds up to its own buffer size
+    (64 KiB for TCP) plus the write that filled it before it pauses the
+    producer; what is written after that is what :attr:`pending` counts.
+
+    Args:
+        limit: most bytes that may be written while paused; one more and
+            :meth:`add` reports an overflow.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive number of bytes, not {limit!r}")
+        self.limit = limit
+        self.paused = False
+        self.pending = 0
+
+    def add(self, size: int) -> bool:
+        """Account for ``size`` bytes about to be written.
+
+        Returns:
+            True if the connection now holds more than :attr:`limit` bytes
+            beyond its transport's buffer (and should be closed).
+        """
+        if not self.paused:
+            return False
+        self.pending += size
+        return self.pending > self.limit
+
+    # -- IPushProducer, called by the transport ------------------------------
+
+    def pauseProducing(self) -> None:
+        """The transport's send buffer is full: count from here (called again on every later write)."""
+        if not self.paused:
+            self.paused = True
+            self.pending = 0
+
+    def resumeProducing(self) -> None:
+        """The transport's send buffer has drained: nothing is held back any more."""
+        self.paused = False
+        self.pending = 0
+
+    def stopProducing(self) -> None:
+        """The connection is gone; nothing more will be written."""
+        self.paused = False
+        self.pending = 0
+
+
+class InboundFlow:
+    """A connection's messages on their way to the layer; pauses reading while too many are.
+
+    The reactor thread calls :meth:`add` for every message it hands to the
+    sender; the sender thread serving the connection calls :meth:`finished`
+    once each has been sent (or has failed for good). Each counter has one
+    writer, so no lock is needed: the reactor's side is :attr:`queued` and
+    its byte sizes, the sender's is :attr:`done`.
+
+    Args:
+        transport: the connection's transport (``pauseProducing`` /
+            ``resumeProducing`` stop and restart reading from it).
+        reactor: where :meth:`finished` hands the wake-up (``callFromThread``).
+        max_messages: reading pauses once this many messages are waiting.
+        max_bytes: reading pauses once the waiting messages hold this many
+            payload bytes.
+
+    Reading resumes once at most half of each is waiting, so a busy
+    connection does not flip between paused and reading on every message.
+    """
+
+    def __init__(self, transport: Any, reactor: Any, max_messages: int, max_bytes: int) -> None:
+        if not isinstance(max_messages, int) or max_messages < 1:
+            raise ValueError(f"max_messages must be a positive integer, not {max_messages!r}")
+        if not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"max_bytes must be a positive integer, not {max_bytes!r}")
+        self.transport = transport
+        self.reactor = reactor
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.queued = 0
+        self.done = 0
+        # Sizes of the messages not yet finished, oldest first: appended by the
+        # reactor, popped by the sender (deque appends and pops are atomic).
+        self.sizes: collections.deque[int] = collections.deque()
+        self.queued_bytes = 0
+        self.done_bytes = 0
+        self.paused = False
+        self.closed = False
+
+    @property
+    def waiting(self) -> int:
+        """Messages handed to the sender and not yet finished."""
+        return self.queued - self.done
+
+    @property
+    def waiting_bytes(self) -> int:
+        """Payload bytes of the messages not yet finished."""
+        return self.queued_bytes - self.done_bytes
+
+    def add(self, size: int) -> None:
+        """Count one message of ``size`` payload bytes handed to the sender (reactor thread).
+
+        Pauses reading from the transport if too much is now waiting.
+        """
+        self.queued += 1
+        self.queued_bytes += size
+        self.sizes.append(size)
+        if not self.paused and not self.closed and (
+                self.queued - self.done >= self.max_messages or self.queued_bytes - self.done_bytes >= self.max_bytes):
+            self.paused = True
+            self.transport.pauseProducing()
+            # The sender may have finished everything before it could see ``paused``.
+            self.drained()
+
+    def finished(self) -> None:
+        """Count one message as sent or failed for good (the sender's thread, oldest message first)."""
+        try:
+            self.done_bytes += self.sizes.popleft()
+        except IndexError:  # more finished than added: a caller's bug, not worth a crash
+            logger.debug("InboundFlow.finished called more often than add")
+        self.done += 1
+        if self.paused and self._below_resume_mark():
+            self.reactor.callFromThread(self.drained)
+
+    def finished_here(self) -> None:
+        """Like :meth:`finished`, in the reactor thread (inline sends)."""
+        try:
+            self.done_bytes += self.sizes.popleft()
+        except IndexError:
+            logger.debug("InboundFlow.finished_here called more often than add")
+        self.done += 1
+        if self.paused:
+            self.drained()
+
+    def drained(self) -> None:
+        """Resume reading if paused and enough has drained (reactor thread; safe to call twice)."""
+        if self.paused and self._below_resume_mark():
+            self.paused = False
+            if not self.closed:
+                self.transport.resumeProducing()
+
+    def close(self) -> None:
+        """The connection is closing: never pause or resume its transport again."""
+        self.closed = True
+
+    def _below_resume_mark(self) -> bool:
+        return (self.queued - self.done <= self.max_messages // 2
+                and self.queued_bytes - self.done_bytes <= self.max_bytes // 2)

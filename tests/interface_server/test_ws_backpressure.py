@@ -1,0 +1,322 @@
+"""Backpressure on WebSockets, both ways.
+
+Outbound: a client that does not read is closed with 1008 once the server
+holds ``max_pending_bytes`` for it (StringTransport cases, where the test
+plays the kernel by pausing the transport's producer, and one real socket
+that never reads while the application floods it). Inbound: reading pauses
+while a connection's messages wait for the layer, and resumes when they
+have gone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+import time
+
+import pytest
+import websocket
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+
+from asgi_backends.inmemory import ChannelLayer
+from interface_server.flow import InboundFlow, OutboundBuffer
+from interface_server.sending import Sender
+from interface_server.ws_protocol import WSState
+
+from .conftest import recv_until
+from .test_ws_limits import close_code_of, disconnect_code, open_connection
+from .test_ws_timeouts import OP_PING, OP_TEXT, Harness
+
+
+def slow_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "is not reading" in r.getMessage()]
+
+
+# -- outbound: a client that does not read ------------------------------------------------------
+
+
+def test_client_that_does_not_read_is_closed_just_past_max_pending_bytes(caplog):
+    harness = Harness(max_pending_bytes=10_000)
+    slow, other = open_connection(harness), open_connection(harness)
+    slow.transport.producer.pauseProducing()  # what TCP does when the socket's send buffer fills
+    for _ in range(10):
+        slow.reply({"text": "x" * 996})  # 1000 bytes a frame, header included
+    assert [op for op, _ in slow.frames()] == [OP_TEXT] * 10
+    assert slow.protocol.ws_state is WSState.OPEN and slow.protocol.outbound.pending == 10_000
+    slow.reply({"text": "y"})  # one frame more: past the limit
+    assert slow.frames() == [(0x8, struct.pack("!H", 1008) + b"client too slow")]
+    assert slow.transport.disconnecting
+    slow.reply({"text": "dropped"})
+    assert slow.frames() == []
+    assert len(slow_warnings(caplog)) == 1 and "Traceback" not in caplog.text
+    assert disconnect_code(harness, slow) == 1008
+    # Nobody else noticed.
+    other.reply({"text": "fine"})
+    assert other.frames() == [(OP_TEXT, b"fine")]
+
+
+def test_draining_resets_the_count_and_a_big_write_to_a_reader_is_fine():
+    harness = Harness(max_pending_bytes=10_000)
+    conn = open_connection(harness)
+    conn.reply({"bytes": b"b" * 50_000})  # larger than the limit, but the socket was keeping up
+    producer = conn.transport.producer
+    for _ in range(3):
+        producer.pauseProducing()
+        producer.pauseProducing()  # TCP repeats it on every write while full: not a new count
+        for _ in range(9):
+            conn.reply({"text": "x" * 996})
+        producer.resumeProducing()  # the client read everything
+    assert close_code_of(conn.frames()) is None and conn.protocol.ws_state is WSState.OPEN
+
+
+def test_pongs_to_a_client_that_does_not_read_count_too():
+    harness = Harness(max_pending_bytes=1000)
+    conn = open_connection(harness)
+    conn.transport.producer.pauseProducing()
+    for _ in range(7):
+        conn.send(OP_PING, b"p" * 125)  # each pong is 127 bytes: 889 held
+    assert close_code_of(conn.frames()) is None
+    conn.send(OP_PING, b"p" * 125)
+    assert close_code_of(conn.frames()) == 1008
+
+
+def test_max_pending_bytes_is_validated():
+    with pytest.raises(ValueError, match="max_pending_bytes"):
+        Harness(max_pending_bytes=0)
+    with pytest.raises(ValueError):
+        OutboundBuffer(0)
+
+
+# -- inbound: reading pauses while messages wait for the layer -----------------------------------------
+
+
+class HeldSender:
+    """Stands in for the sender threads: keeps every send until the test lets it go."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.held = []
+
+    def send(self, key, channel, message, on_error=None, retry_full=False, flow=None):
+        if channel == "websocket.receive":
+            self.held.append((channel, message, flow))
+        else:
+            self.layer.send(channel, message)
+
+    def release(self, count):
+        for _ in range(count):
+            channel, message, flow = self.held.pop(0)
+            self.layer.send(channel, message)
+            flow.finished_here()
+
+
+def test_reading_pauses_while_too_many_messages_wait_and_resumes_when_half_have_gone():
+    harness = Harness(websocket_max_in_flight=4)
+    sender = harness.ctx.sender = HeldSender(harness.layer)
+    conn, other = open_connection(harness), open_connection(harness)
+    for n in range(3):
+        conn.send(OP_TEXT, b"m%d" % n)
+    assert conn.transport.producerState == "producing"
+    conn.send(OP_TEXT, b"m3")
+    assert conn.transport.producerState == "paused"
+    assert other.transport.producerState == "producing"
+    sender.release(1)
+    assert conn.transport.producerState == "paused"  # 3 waiting: more than half
+    sender.release(1)
+    assert conn.transport.producerState == "producing"
+    sender.release(2)
+    texts = [harness.layer.receive(["websocket.receive"], block=False)[1]["text"] for _ in range(4)]
+    assert texts == ["m0", "m1", "m2", "m3"]
+
+
+def test_reading_pauses_on_bytes_waiting_too():
+    harness = Harness(max_pending_bytes=2000)
+    sender = harness.ctx.sender = HeldSender(harness.layer)
+    conn = open_connection(harness)
+    conn.send(OP_TEXT, b"a" * 1999)
+    assert conn.transport.producerState == "producing"
+    conn.send(OP_TEXT, b"b")
+    assert conn.transport.producerState == "paused"
+    sender.release(1)
+    assert conn.transport.producerState == "producing"
+
+
+def test_a_closed_connection_is_never_resumed():
+    harness = Harness(websocket_max_in_flight=1)
+    sender = harness.ctx.sender = HeldSender(harness.layer)
+    conn = open_connection(harness)
+    conn.send(OP_TEXT, b"one")
+    assert conn.transport.producerState == "paused"
+    conn.send(0x8, struct.pack("!H", 1000))
+    conn.protocol.connectionLost(Failure(ConnectionDone()))
+    sender.release(1)
+    assert conn.transport.producerState == "paused"
+
+
+class Reactor:
+    """``callFromThread`` for a test without a reactor: runs the call in a thread-safe queue."""
+
+    def __init__(self):
+        self.calls = []
+        self.lock = threading.Lock()
+
+    def callFromThread(self, function, *args):
+        with self.lock:
+            self.calls.append((function, args))
+
+    def run_calls(self):
+        with self.lock:
+            calls, self.calls = self.calls, []
+        for function, args in calls:
+            function(*args)
+
+
+class Transport:
+    def __init__(self):
+        self.paused = False
+
+    def pauseProducing(self):
+        self.paused = True
+
+    def resumeProducing(self):
+        self.paused = False
+
+
+def test_sender_threads_tell_the_flow_when_messages_have_gone():
+    gate = threading.Event()
+    layer = ChannelLayer()
+    send_batch = layer.send_batch
+
+    def gated_send_batch(items):
+        gate.wait(10)
+        return send_batch(items)
+
+    layer.send_batch = gated_send_batch
+    reactor = Reactor()
+    transport = Transport()
+    flow = InboundFlow(transport, reactor, max_messages=4, max_bytes=10**6)
+    sender = Sender(layer, reactor, threads=1)
+    for n in range(4):
+        flow.add(10)
+        sender.send(1, "frames", {"n": n}, flow=flow)
+    assert transport.paused and flow.waiting == 4
+    gate.set()
+    deadline = time.monotonic() + 5
+    while transport.paused and time.monotonic() < deadline:
+        reactor.run_calls()
+        time.sleep(0.01)
+    assert not transport.paused and flow.waiting == 0 and flow.waiting_bytes == 0
+    sender.close()
+
+
+def test_sender_counts_failed_and_retried_messages_as_gone():
+    layer = ChannelLayer(capacity=1)
+    layer.send("full", {"filler": True})
+    reactor = Reactor()
+    flow = InboundFlow(Transport(), reactor, max_messages=10, max_bytes=10**6)
+    sender = Sender(layer, reactor, threads=1, full_retry=0.05)
+    for _ in range(3):
+        flow.add(1)
+    sender.send(1, "full", {"n": 1}, retry_full=True, flow=flow)  # refused until the deadline
+    sender.send(1, "bad name!?", {"n": 2}, flow=flow)  # refused at once (TypeError)
+    sender.send(1, "fine", {"n": 3}, flow=flow)
+    sender.close()
+    assert flow.waiting == 0
+    inline = Sender(layer, reactor, threads=0)
+    flow.add(1)
+    inline.send(1, "fine", {"n": 4}, flow=flow)
+    assert flow.waiting == 0
+
+
+# -- a real socket that never reads -----------------------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+HANDSHAKE = (b"GET /flood HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def test_unread_socket_flooded_by_the_application_is_closed_and_memory_stays_bounded(start_server):
+    server = start_server("--max-pending-bytes", "1000000")
+    # A client that reads its 101 and then nothing more, with a small receive buffer.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", server.port))
+    server.sockets.append(sock)
+    sock.sendall(HANDSHAKE)
+    _, connect = server.receive("websocket.connect")
+    flooded = connect["reply_channel"]
+    server.layer.send(flooded, {"accept": True})
+    assert b" 101 " in recv_until(sock, b"\r\n\r\n")
+    # A well-behaved client alongside it.
+    result = {}
+    opener = threading.Thread(target=lambda: result.update(
+        ws=websocket.create_connection(f"ws://127.0.0.1:{server.port}/calm", timeout=5)), daemon=True)
+    opener.start()
+    _, calm_connect = server.receive("websocket.connect")
+    server.layer.send(calm_connect["reply_channel"], {"accept": True})
+    opener.join(5)
+    calm = result["ws"]
+
+    baseline = rss_kib(server.proc.pid)
+    peak = [baseline]
+    sampling = threading.Event()
+
+    def sample():
+        while not sampling.is_set():
+            peak[0] = max(peak[0], rss_kib(server.proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    chunk = "x" * 65536
+    sent = 0
+    try:
+        # 100 MiB for a client that reads none of it (what made the server hold 199 MB before).
+        for n in range(1600):
+            while True:
+                try:
+                    server.layer.send(flooded, {"text": chunk})
+                    break
+                except server.layer.ChannelFull:
+                    time.sleep(0.01)
+            sent += len(chunk)
+            if n % 200 == 0:
+                # Meanwhile the other client is served as usual.
+                server.layer.send(calm_connect["reply_channel"], {"text": f"still here {n}"})
+                assert calm.recv() == f"still here {n}"
+        _, disconnect = server.receive("websocket.disconnect", timeout=20, reply_channel=flooded)
+    finally:
+        sampling.set()
+        sampler.join(5)
+    assert disconnect["code"] == 1008
+    growth_mib = (peak[0] - baseline) / 1024
+    assert growth_mib < 40, f"server RSS grew by {growth_mib:.0f} MiB for one unread client ({sent >> 20} MiB sent)"
+    # The socket is closed: reading now finds the end (or the reset) after what was buffered.
+    sock.settimeout(5)
+    closed = False
+    try:
+        while sock.recv(1 << 20):
+            pass
+        closed = True
+    except ConnectionResetError:
+        closed = True
+    assert closed
+    calm.send("after")
+    _, received = server.receive("websocket.receive", reply_channel=calm_connect["reply_channel"])
+    assert received["text"] == "after"
+    calm.close()
+    assert server.log.count("is not reading") == 1, server.log
+    assert "Traceback" not in server.log
+    assert os.path.exists(f"/proc/{server.proc.pid}")  # still running
