@@ -28,7 +28,7 @@ setup(
         "cryptography>=41",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout", "websocket-client>=1.6", "sphinx>=7"],
+        "test": ["pytest>=8", "pytest-timeout", "websocket-client>=1.6", "sphinx>=7", "hypothesis>=6"],
         "hiredis": ["hiredis"],
         # ssl: endpoints of the interface server (pyOpenSSL, service_identity, idna).
         "tls": ["Twisted[tls]>=23.8"],
