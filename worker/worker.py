@@ -30,6 +30,9 @@ from .signals import WorkerHooks
 
 logger = logging.getLogger(__name__)
 
+SIGNAL_POLL = 0.2
+"""Seconds the main thread waits at a time in :meth:`Worker.run`, so signal handlers run promptly."""
+
 
 class Router(Protocol):
     """What a worker needs from a router."""
@@ -156,7 +159,11 @@ class Worker:
         if self.signal_handlers:
             self.install_signal_handlers()
         self.start()
-        self.join()
+        # Wait in short slices: the kernel may deliver SIGTERM to any thread,
+        # and its Python handler runs only once the main thread wakes up, which
+        # a join without a timeout would never do.
+        while not self.join(SIGNAL_POLL if self.signal_handlers else None):
+            pass
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the threads to finish; return True if they all did."""
