@@ -22,16 +22,23 @@ and takes only the schedule, :meth:`RetryPolicy.delay`.
 
 Every pause is longer than zero and spent in ``sleep`` (or a ``stop``
 event's ``wait``): no busy loop.
+
+:class:`Outage` is the same backoff for loops whose layer is unreachable
+(Redis restarting): it says when to try again, and logs one line when the
+layer goes away and one when it is back, however many tries fall between.
 """
 
 from __future__ import annotations
 
+import logging
 import random as _random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from .base import ChannelLayer, Message
+from .exceptions import LayerUnavailable
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], object]
@@ -189,3 +196,68 @@ def send_retrying(
                 sleep(pause)  # the channel is full: give its reader time
             elif stop.wait(pause):
                 raise
+
+
+RECONNECT_POLICY = RetryPolicy(timeout=0, first_delay=0.1, max_delay=5.0, jitter=0.5)
+"""The pauses between tries of a loop whose layer is down: 0.1 s doubling to 5 s, jittered by up to half."""
+
+
+class Outage:
+    """Backoff and log lines for a loop that keeps calling a layer that may be unreachable.
+
+    Call :meth:`failed` when a call raised: it returns the pause before the
+    next try (exponential, with jitter, from ``policy``) and logs the first
+    failure of an outage only -- a warning for ``LayerUnavailable``, the
+    traceback for anything unexpected; later failures of the same outage are
+    logged at DEBUG. Call :meth:`succeeded` after a call worked: the first
+    success after an outage logs one line saying how long it lasted.
+    Shared by several threads of one process (thread-safe), so a process
+    logs one pair of lines per outage however many loops it runs.
+
+    Args:
+        logger: where the lines go.
+        what: what failed, for the lines ("Receiving from the channel layer").
+        policy: the pause schedule (only its delays are used).
+        clock, random: time source and jitter draw, for tests.
+    """
+
+    def __init__(self, logger: logging.Logger, what: str, policy: RetryPolicy = RECONNECT_POLICY,
+                 clock: Clock = time.monotonic, random: Random = _random.random) -> None:
+        self.logger = logger
+        self.what = what
+        self.policy = policy
+        self._clock = clock
+        self._random = random
+        self._lock = threading.Lock()
+        self.failures = 0
+        self.started: float | None = None
+
+    def failed(self, exc: BaseException) -> float:
+        """Note a failure; return the seconds to wait before trying again."""
+        with self._lock:
+            self.failures += 1
+            first = self.started is None
+            if first:
+                self.started = self._clock()
+            attempt = self.failures
+        if first:
+            if isinstance(exc, LayerUnavailable):
+                self.logger.warning("%s failed: %s; retrying with backoff until it answers", self.what, exc)
+            else:
+                self.logger.error("%s failed; retrying with backoff", self.what, exc_info=exc)
+        else:
+            self.logger.debug("%s failed again (%d in a row): %s", self.what, attempt, exc)
+        return self.policy.delay(attempt, self._random)
+
+    def succeeded(self) -> None:
+        """Note a success; ends (and reports) an outage in progress."""
+        if self.started is None:  # the common case, without taking the lock
+            return
+        with self._lock:
+            started, failures = self.started, self.failures
+            if started is None:
+                return
+            self.started = None
+            self.failures = 0
+        self.logger.warning("%s works again after %.1f s (%d failed tries)", self.what, self._clock() - started,
+                            failures)

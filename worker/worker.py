@@ -23,6 +23,7 @@ import threading
 from typing import Any, Iterable, Protocol
 
 from asgi_backends.base import ChannelLayer, loggable_name
+from asgi_backends.retry import Outage
 
 from .exceptions import ConsumeLater
 from .requeue import RETRIES_KEY, Requeuer, retry_delay
@@ -123,6 +124,8 @@ class Worker:
         self._stopping = threading.Event()
         self._signals_seen = 0
         self._requeuer = Requeuer(channel_layer)
+        # One per process: its loops share the backoff and log an outage once.
+        self._outage = Outage(logger, "Receiving from the channel layer")
         self._threads: list[threading.Thread] = []
         self._match = router.match
         self._make_message = self.hooks.make_message
@@ -206,13 +209,14 @@ class Worker:
         receive = self.channel_layer.receive
         listen = self._listen
         control = self.control_prefix
+        outage = self._outage
         while not self._stopping.is_set():
             try:
                 channel, content = receive(listen, block=True)
-            except Exception:
-                logger.exception("Receiving from the channel layer failed; retrying")
-                self._stopping.wait(0.5)  # back off while the layer is down
+            except Exception as exc:
+                self._stopping.wait(self._outage.failed(exc))  # back off while the layer is down
                 continue
+            outage.succeeded()
             if channel is None:
                 continue
             if channel.startswith(control):
@@ -243,10 +247,10 @@ class Worker:
                         return
                     try:
                         batch = receive_batch(listen, free, block=True)
-                    except Exception:
-                        logger.exception("Receiving from the channel layer failed; retrying")
-                        self._stopping.wait(0.5)  # back off while the layer is down
+                    except Exception as exc:
+                        self._stopping.wait(self._outage.failed(exc))  # back off while the layer is down
                         continue
+                    self._outage.succeeded()
                     batch = [item for item in batch if not item[0].startswith(control)]
                     if batch:
                         break

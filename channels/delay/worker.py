@@ -31,7 +31,7 @@ from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
 from asgi_backends.base import ChannelLayer
-from asgi_backends.retry import RetryPolicy
+from asgi_backends.retry import Outage, RetryPolicy
 
 from .models import DelayedMessage, InvalidDelayedMessage
 
@@ -72,6 +72,10 @@ class DelayWorker:
         self._wake = threading.Condition()
         self._dirty = True
         self._receiver: threading.Thread | None = None
+        # Each logs one line when its resource goes away and one when it is back.
+        self._layer_outage = Outage(logger, "Receiving delayed messages from the channel layer")
+        self._send_outage = Outage(logger, "Sending delayed messages to the channel layer")
+        self._db_outage = Outage(logger, "Reading the delayed message table")
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -114,10 +118,10 @@ class DelayWorker:
         while not self._stopping.is_set():
             try:
                 channel, content = self.channel_layer.receive(listen, block=True)
-            except Exception:
-                logger.exception("Receiving from the channel layer failed; retrying")
-                self._stopping.wait(0.5)  # back off while the layer is down
+            except Exception as exc:
+                self._stopping.wait(self._layer_outage.failed(exc))  # back off while the layer is down
                 continue
+            self._layer_outage.succeeded()
             if channel is None or channel.startswith(self.control_prefix):
                 continue
             self.store(content)
@@ -154,11 +158,11 @@ class DelayWorker:
             try:
                 self.send_due()
                 next_due = DelayedMessage.objects.next_due_date()
-            except DatabaseError:
-                logger.exception("The delayed message table could not be read; retrying")
+            except DatabaseError as exc:
                 close_old_connections()
-                self._stopping.wait(1.0)  # back off while the database is away
+                self._stopping.wait(self._db_outage.failed(exc))  # back off while the database is away
                 continue
+            self._db_outage.succeeded()
             timeout = self.recheck_interval
             if next_due is not None:
                 timeout = min(timeout, max(0.0, (next_due - timezone.now()).total_seconds()))
@@ -191,11 +195,11 @@ class DelayWorker:
             return 0
         except DatabaseError:
             raise
-        except Exception:
+        except Exception as exc:
             # The transaction rolled back: the row stays and is tried again.
-            logger.exception("Could not send a delayed message to %s; will retry", row.channel_name)
-            self._stopping.wait(0.5)
+            self._stopping.wait(self._send_outage.failed(exc))
             return 0
+        self._send_outage.succeeded()
         logger.debug("Sent a delayed message to %s", row.channel_name)
         return 1
 

@@ -205,3 +205,90 @@ def test_the_try_after_a_cut_pause_is_the_last_even_if_the_pause_ends_early():
         send_retrying(layer, "full", {}, RetryPolicy(timeout=0.3, first_delay=0.2, max_delay=0.2),
                       clock=clock, sleep=early_sleep, random=lambda: 0.0)
     assert clock.pauses == pytest.approx([0.2, 0.102]) and len(layer.tries) == 3
+
+
+# -- Outage: the loops whose layer went away ---------------------------------------
+
+
+def test_an_outage_logs_one_warning_and_one_recovery_line_with_growing_pauses(caplog):
+    import logging
+
+    from asgi_backends.exceptions import LayerUnavailable
+    from asgi_backends.retry import RECONNECT_POLICY, Outage
+
+    now = [100.0]
+    outage = Outage(logging.getLogger("test.outage"), "Receiving", clock=lambda: now[0], random=lambda: 0.0)
+    caplog.set_level(logging.DEBUG, logger="test.outage")
+    outage.succeeded()  # nothing to end: silent
+    pauses = []
+    for _ in range(8):
+        pauses.append(outage.failed(LayerUnavailable("Redis at 127.0.0.1:1 refused the connection")))
+        now[0] += pauses[-1]
+    assert pauses == [min(RECONNECT_POLICY.max_delay, 0.1 * 2 ** n) for n in range(8)]
+    outage.succeeded()
+    outage.succeeded()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 2
+    assert lines[0][0] == "WARNING" and "Receiving failed: Redis at 127.0.0.1:1 refused" in lines[0][1]
+    assert lines[1] == ("WARNING", f"Receiving works again after {sum(pauses):.1f} s (8 failed tries)")
+    assert not any(r.exc_info for r in caplog.records)  # an unreachable layer is not a bug: no traceback
+    assert outage.failed(LayerUnavailable("again")) == 0.1  # a new outage starts the schedule over
+
+
+def test_an_unexpected_error_gets_its_traceback_once(caplog):
+    import logging
+
+    from asgi_backends.retry import Outage
+
+    outage = Outage(logging.getLogger("test.outage2"), "Receiving", random=lambda: 0.0)
+    for _ in range(3):
+        outage.failed(RuntimeError("a bug"))
+    with_traceback = [r for r in caplog.records if r.exc_info]
+    assert len(with_traceback) == 1 and with_traceback[0].levelname == "ERROR"
+
+
+def test_a_worker_logs_an_outage_once_however_many_threads_retry(caplog):
+    import logging
+    import threading
+
+    from asgi_backends.exceptions import LayerUnavailable
+    from asgi_backends.inmemory import ChannelLayer
+    from tests.support.waiting import wait_until
+    from worker import Worker
+
+    class Flaky(ChannelLayer):
+        """Down for the first six receives, then up."""
+
+        def __init__(self):
+            super().__init__(blocking_timeout=0.05)
+            self.calls = 0
+            self.lock = threading.Lock()
+
+        def receive(self, channels, block=False):
+            with self.lock:
+                self.calls += 1
+                down = self.calls <= 6
+            if down:
+                raise LayerUnavailable("Redis is restarting")
+            return super().receive(channels, block)
+
+    class Router:
+        channels = {"jobs"}
+
+        def match(self, message):
+            return (lambda message: done.append(message["n"])), {}
+
+    done = []
+    layer = Flaky()
+    caplog.set_level(logging.INFO, logger="worker.worker")
+    worker = Worker(layer, Router(), threads=3, signal_handlers=False)
+    worker.start()
+    try:
+        layer.send("jobs", {"n": 1})
+        wait_until(lambda: done == [1], 20, what="the job after the outage")
+    finally:
+        worker.stop()
+        worker.join(5)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert "Redis is restarting" in warnings[0] and "works again" in warnings[1]
