@@ -33,6 +33,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import stat
 import threading
 from typing import Callable, TypeVar
 
@@ -84,6 +85,33 @@ class _ThreadState(threading.local):
     lock_fd = -1
 
 
+def check_private(path: str, what: str) -> None:
+    """Refuse a layer directory or database that another user could have planted or can write.
+
+    Whoever can write the layer's files can read every message, reply
+    channel names (capabilities) included, and inject messages; the
+    default paths are predictable names in ``/dev/shm`` or ``/tmp``, where
+    anyone may create them first.
+
+    Raises:
+        ValueError: ``path`` (or a symbolic link on the way to it) is owned
+            by another user, or is writable by its group or by others.
+    """
+    uid = os.getuid()
+    link = os.lstat(path)
+    info = os.stat(path)
+    if link.st_uid != uid or info.st_uid != uid:
+        raise ValueError(
+            f"The layer's {what} {path!r} belongs to another user (uid {info.st_uid if info.st_uid != uid else link.st_uid},"
+            f" not {uid}): someone else may have created it first. Remove it, or give the layer a path of its own"
+        )
+    if info.st_mode & 0o022:
+        raise ValueError(
+            f"The layer's {what} {path!r} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"make it private (chmod go-w {path}) or give the layer a path of its own"
+        )
+
+
 class Store:
     """Per-thread SQLite connections to one layer directory, and its write transactions.
 
@@ -92,7 +120,8 @@ class Store:
             are capabilities) if missing.
 
     Raises:
-        ValueError: ``path`` exists and is not a directory.
+        ValueError: ``path`` exists and is not a directory, or it (or the
+            database in it) belongs to another user or is writable by others.
     """
 
     pragmas = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=OFF")
@@ -106,6 +135,9 @@ class Store:
         os.makedirs(path, mode=0o700, exist_ok=True)
         self.path = path
         self.database = os.path.join(path, DATABASE_NAME)
+        check_private(path, "directory")
+        if os.path.exists(self.database):
+            check_private(self.database, "database")
         self._lock_path = os.path.join(path, LOCK_NAME)
         self._local = _ThreadState()
         self._all: list[tuple[sqlite3.Connection, int]] = []
