@@ -57,6 +57,9 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
         max_message_size: largest encoded message ``send`` accepts.
         process_capacity: default capacity of each process-specific prefix
             (see :class:`~asgi_backends.base.BaseChannelLayer`).
+        stats_prefix: asgi_redis's prefix for its statistics keys, accepted
+            (a str) so its settings load; the statistics here live under
+            ``prefix + "stats:"``.
 
     Raises:
         TypeError, ValueError: a setting has the wrong type or value.
@@ -78,7 +81,10 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
         pool_size: int = 64,
         max_message_size: int = 1024 * 1024,
         process_capacity: int = DEFAULT_PROCESS_CAPACITY,
+        stats_prefix: str = "asgi-meta:",
     ) -> None:
+        if not isinstance(stats_prefix, str):
+            raise TypeError(f"stats_prefix must be a str, not {stats_prefix!r}")
         super().__init__(
             expiry=expiry,
             group_expiry=group_expiry,

@@ -76,6 +76,24 @@ def test_1x_local_settings_load_onto_the_redis_layer(redis_server):
             layer.close()
 
 
+def test_1x_plain_redis_settings_with_every_asgi_redis_key_load(redis_server):
+    with override_settings(CHANNEL_LAYERS={"default": {
+        "BACKEND": "asgi_redis.RedisChannelLayer",
+        "CONFIG": {"hosts": [redis_server.url], "prefix": "regplain:", "expiry": 30, "group_expiry": 600,
+                   "capacity": 9, "channel_capacity": {"http.request": 200}, "symmetric_encryption_keys": None,
+                   "stats_prefix": "regplain-meta:", "connection_kwargs": {"socket_connect_timeout": 3}},
+        "ROUTING": "tests.channels.test_registry.ROUTES",
+    }}):
+        layer = get_channel_layer()
+        try:
+            assert (layer.capacity, layer.get_capacity("http.request")) == (9, 200)
+            Channel("reg.plain").send({"n": 1})
+            assert layer.receive(["reg.plain"], block=True) == ("reg.plain", {"n": 1})
+        finally:
+            layer.flush()
+            layer.close()
+
+
 @pytest.mark.parametrize("backend", ["asgi_redis.RedisSentinelChannelLayer", "asgi_redis.RedisLocalChannelLayer"])
 def test_1x_redis_variants_name_a_key_they_do_not_take(backend):
     with override_settings(CHANNEL_LAYERS={"default": {
