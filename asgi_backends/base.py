@@ -93,6 +93,7 @@ class ChannelLayer(Protocol):
             process (the in-memory one): a separate worker would never see them.
         expiry: seconds an unread message lives.
         group_expiry: seconds a group membership lives after its last ``group_add``.
+        max_message_size: the largest encoded message ``send`` accepts, in bytes.
         ChannelFull: the exception a send over capacity raises.
         MessageTooLarge: the exception a send over the size limit raises.
     """
@@ -101,6 +102,7 @@ class ChannelLayer(Protocol):
     cross_process: bool
     expiry: float
     group_expiry: float
+    max_message_size: int
     ChannelFull: type[ChannelFull]
     MessageTooLarge: type[MessageTooLarge]
 
