@@ -139,6 +139,43 @@ def test_invalid_utf8_closes_1007_and_garbage_closes_1002(server):
     assert "Traceback" not in server.log
 
 
+def read_close_then_end(sock) -> tuple[int, bool]:
+    """Read frames until the server's close frame; return its code and whether the TCP end was clean (FIN)."""
+    data = recv_until(sock, b"\x88")
+    while True:
+        start = data.find(b"\x88")
+        if start >= 0 and len(data) >= start + 4:
+            code = int.from_bytes(data[start + 2:start + 4], "big")
+            break
+        data += sock.recv(65536)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        return code, False
+    return code, True
+
+
+@pytest.mark.parametrize("frame, code", [
+    (b"\x88\x82\0\0\0\0" + (999).to_bytes(2, "big"), 1002),  # a close code no endpoint may send
+    (b"\x88\x81\0\0\0\0\x03", 1002),  # a one-byte close payload
+    (b"\x81\xff" + (2**40).to_bytes(8, "big") + b"\0\0\0\0" + b"x" * 1000, 1009),  # announces 2**40 bytes
+], ids=["close-code-999", "close-one-byte", "frame-of-2**40-bytes"])
+def test_bad_frames_get_their_close_frame_before_a_clean_tcp_close(server, frame, code):
+    with server.connect() as sock:
+        sock.sendall(b"GET /bad HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        _, message = server.receive("websocket.connect")
+        server.layer.send(message["reply_channel"], {"accept": True})
+        assert b" 101 " in recv_until(sock, b"\r\n\r\n")
+        sock.sendall(frame)
+        # The close frame arrives, then the end of the stream -- not a reset that loses it.
+        assert read_close_then_end(sock) == (code, True)
+    _, disconnect = server.receive("websocket.disconnect", reply_channel=message["reply_channel"])
+    assert disconnect["code"] == code
+    assert "Traceback" not in server.log
+
+
 def test_subprotocol_negotiation(start_server):
     server = start_server("--ws-protocol", "chat.v2", "--ws-protocol", "chat.v1")
     ws, message = accept(server, subprotocols=["other", "chat.v1"])
