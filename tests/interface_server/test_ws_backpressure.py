@@ -11,6 +11,7 @@ have gone.
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import struct
 import threading
@@ -18,6 +19,7 @@ import time
 
 import pytest
 import websocket
+from twisted.internet import task
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
@@ -320,3 +322,48 @@ def test_unread_socket_flooded_by_the_application_is_closed_and_memory_stays_bou
     assert server.log.count("is not reading") == 1, server.log
     assert "Traceback" not in server.log
     assert os.path.exists(f"/proc/{server.proc.pid}")  # still running
+
+
+class ThreadClock(task.Clock):
+    """A ``task.Clock`` whose ``callFromThread`` queues the call for the test thread to run (:meth:`pump`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.from_threads = queue.SimpleQueue()
+
+    def callFromThread(self, function, *args, **kwargs):
+        self.from_threads.put((function, args, kwargs))
+
+    def pump(self, until, timeout=5.0):
+        """Run calls from other threads until ``until()`` is true."""
+        deadline = time.monotonic() + timeout
+        while not until():
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "timed out waiting on the sender thread"
+            try:
+                function, args, kwargs = self.from_threads.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            function(*args, **kwargs)
+
+
+def test_full_websocket_receive_pauses_reading_while_retried_then_closes_1013(caplog):
+    layer = ChannelLayer(channel_capacity={"websocket.receive": 1})
+    clock = ThreadClock()
+    harness = Harness(layer=layer, clock=clock, websocket_max_in_flight=2, websocket_receive_retry=0.2)
+    conn = open_connection(harness)
+    sender = harness.ctx.sender = Sender(layer, clock, threads=1, full_retry=0.2)
+    layer.send("websocket.receive", {"filler": True})
+    started = time.monotonic()
+    conn.send(OP_TEXT, b"one")
+    conn.send(OP_TEXT, b"two")
+    assert conn.transport.producerState == "paused"  # both wait for the full channel
+    clock.advance(0)  # the reactor turn ends: the sender thread gets them
+    clock.pump(lambda: conn.protocol.ws_state is not WSState.OPEN)
+    assert time.monotonic() - started >= 0.15  # retried first
+    assert close_code_of(conn.frames()) == 1013
+    assert conn.transport.producerState == "paused"  # a closing socket is not read again
+    assert "Traceback" not in caplog.text
+    sender.close()
+    harness.ctx.sender = Sender(layer, clock, threads=0)  # the disconnect goes out inline, for the check
+    assert disconnect_code(harness, conn) == 1013

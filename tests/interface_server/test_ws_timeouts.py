@@ -113,8 +113,8 @@ class Connection:
 class Harness:
     """A server context on a task.Clock, its periodic timeout check run by hand (``tick``)."""
 
-    def __init__(self, layer: ChannelLayer | None = None, **options) -> None:
-        self.clock = task.Clock()
+    def __init__(self, layer: ChannelLayer | None = None, clock: task.Clock | None = None, **options) -> None:
+        self.clock = clock or task.Clock()
         self.layer = layer or ChannelLayer()
         config = ServerConfig(sender_threads=0, **options)
         self.server = Server(self.layer, config, reactor=self.clock)
