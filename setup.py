@@ -26,6 +26,8 @@ setup(
         "redis>=5.0",
         "msgpack>=1.0",
         "cryptography>=41",
+        # llhttp (HTTP/1.1 request parsing); 0.8 has llhttp 9.4 and the URL truncation fix.
+        "httptools>=0.8",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout", "websocket-client>=1.6", "sphinx>=7", "hypothesis>=6"],

@@ -1,11 +1,36 @@
-"""Apache-style access log lines for HTTP requests and WebSocket events."""
+"""Apache-style access log lines for HTTP requests and WebSocket events.
+
+A request target's ``session_key`` parameter (what ``http_session`` reads
+a session from when a client cannot send cookies) is a credential: its
+value is logged as ``REDACTED``.
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import IO, Any
+from urllib.parse import unquote_plus
 
-__all__ = ["AccessLogger"]
+__all__ = ["AccessLogger", "redact"]
+
+
+def redact(target: str) -> str:
+    """Return ``target`` with the value of every ``session_key`` query parameter replaced by ``REDACTED``.
+
+    A parameter counts when its name reads ``session_key`` once
+    percent-decoded, as Django's ``QueryDict`` would read it.
+    """
+    path, sep, query = target.partition("?")
+    if not sep or ("session" not in query and "%" not in query):
+        return target
+    query, hash_, fragment = query.partition("#")
+    params = re.split(r"([&;])", query)
+    for index in range(0, len(params), 2):
+        name, equals, _ = params[index].partition("=")
+        if equals and unquote_plus(name) == "session_key":
+            params[index] = name + "=REDACTED"
+    return path + sep + "".join(params) + hash_ + fragment
 
 
 def _host(client: Any) -> str:
@@ -42,7 +67,7 @@ class AccessLogger:
 
     def http(self, client: Any, method: str, target: bytes, version: str, status: int, length: int) -> None:
         """Log a finished (or failed) HTTP request."""
-        request = f"{method} {target.decode('ascii', 'replace')} HTTP/{version}"
+        request = f"{method} {redact(target.decode('ascii', 'replace'))} HTTP/{version}"
         self._write(f'{_host(client)} - - [{self._date()}] "{request}" {status} {length}\n')
 
     def websocket(self, action: str, client: Any, path: str) -> None:

@@ -1,8 +1,10 @@
-"""Parsing an HTTP/1.x request head into the pieces an ``http.request`` needs.
+"""What the server itself decides about an HTTP/1.x request head, beyond llhttp's framing.
 
-Kept free of Twisted so it can be tested (and profiled) alone. Everything
-here runs once per request, so it avoids regular expressions on the hot
-path and compiles what it needs at import time.
+llhttp (:mod:`interface_server.http_reader`) reads the bytes; what it
+leaves to us is here: the ``Host`` rules (RFC 9112 section 3.2), body size
+limits, transfer codings other than chunked (501), HTTP versions other
+than 1.0/1.1 (505), and the ASGI ``path``/``query_string``. Kept free of
+Twisted (and of llhttp) so it can be tested alone.
 """
 
 from __future__ import annotations
@@ -11,12 +13,25 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["HTTPError", "RequestHead", "parse_head"]
+__all__ = ["STEERING", "HTTPError", "ParsedRequest", "RequestHead", "check_head", "split_target", "valid_host"]
 
-# RFC 9110 token characters, for methods and header names.
-_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_VERSIONS = {b"HTTP/1.1": "1.1", b"HTTP/1.0": "1.0"}
+# The HTTP versions served, as llhttp spells them and as ASGI does.
+_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
 
+# RFC 3986 host [ ":" port ]: an IP literal, or a reg-name (IPv4 addresses are reg-names too).
+_HOST = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.]+(?:%25[0-9A-Za-z\-._~]+)?\]|(?:[0-9A-Za-z\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)"
+    rb"(?::[0-9]*)?"
+)
+
+# reg-name characters (RFC 3986), "%" of pct-encoded included: a Host of only these needs no regex.
+_REG_NAME = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=%"
+
+# The headers the server itself reads (check_head gets their values); the rest only go to the application.
+STEERING = frozenset({
+    b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade",
+    b"x-forwarded-for", b"x-forwarded-port", b"x-forwarded-proto",
+})
 
 class HTTPError(Exception):
     """A request the server answers with an error status and then closes.
@@ -34,7 +49,12 @@ class HTTPError(Exception):
 
 @dataclass(slots=True)
 class RequestHead:
-    """The parsed request line and headers of one request."""
+    """The parsed request line and headers of one request.
+
+    ``headers`` are ``[name, value]`` pairs, names lowercased, in order,
+    without the names that contain ``_``; ``size`` is about how many bytes
+    the head took on the wire.
+    """
 
     method: str
     target: bytes
@@ -50,165 +70,125 @@ class RequestHead:
     forwarded_for: bytes | None = None
     forwarded_port: bytes | None = None
     forwarded_proto: bytes | None = None
+    size: int = 0
 
 
-def _split_target(target: bytes) -> tuple[bytes, bytes]:
-    """Return (raw path, raw query string) of a request target."""
+class ParsedRequest:
+    """One request as far as it has been read.
+
+    Attributes:
+        head: its head; ``None`` only for an error before any head was read.
+        body: body bytes read and not yet taken (the reader appends, the
+            connection takes).
+        complete: the whole body has been read.
+        error: why the stream cannot be read past this point, if it cannot.
+    """
+
+    __slots__ = ("head", "body", "complete", "error", "body_size")
+
+    def __init__(self, head: RequestHead | None, error: HTTPError | None = None) -> None:
+        self.head = head
+        self.body = bytearray()
+        self.complete = False
+        self.error = error
+        self.body_size = 0
+
+    def take_body(self) -> bytes:
+        """Return the body bytes read so far and not yet taken."""
+        data = bytes(self.body)
+        self.body.clear()
+        return data
+
+
+def split_target(target: bytes) -> tuple[str, bytes]:
+    """Return the ASGI ``path`` (percent-decoded, UTF-8) and raw ``query_string`` of a request target.
+
+    Raises:
+        HTTPError: the target is not origin-form, absolute-form (http/https)
+            or ``*`` (400).
+    """
+    if target == b"/":
+        return "/", b""
     if target[:1] != b"/":
         if target == b"*":
-            return b"*", b""
+            return "*", b""
         if target.startswith((b"http://", b"https://")):
             # Absolute form (what proxies receive): drop scheme and authority.
             slash = target.find(b"/", target.find(b"//") + 2)
             target = target[slash:] if slash >= 0 else b"/"
         else:
             raise HTTPError(400, "Malformed request target")
-    path, _, query = target.partition(b"?")
+    raw_path, _, query = target.partition(b"?")
     if b"#" in query:
         query = query.partition(b"#")[0]
-    return path, query
+    elif b"#" in raw_path:
+        raw_path = raw_path.partition(b"#")[0]
+    if b"%" in raw_path:
+        return unquote_to_bytes(raw_path).decode("utf-8", "replace"), query
+    return raw_path.decode("latin-1"), query  # llhttp allows only ASCII here
 
 
-def parse_head(head: bytes) -> RequestHead:
-    """Parse a request head (everything before the blank line).
+def check_head(head: RequestHead, steer: dict[bytes, list[bytes]], upgrade: bool, max_body_size: int) -> None:
+    """Apply the rules llhttp leaves to us to a head; fill in what they decide.
 
-    Returns:
-        The :class:`RequestHead`.
+    Args:
+        head: the head as read; ``chunked``, ``content_length``,
+            ``expect_continue``, ``websocket`` and ``forwarded_*`` are set here.
+        steer: the values of the headers in ``STEERING``, by name, in order.
+        upgrade: llhttp saw ``Connection: upgrade`` with ``Upgrade``.
+        max_body_size: the largest ``Content-Length`` accepted.
 
     Raises:
-        HTTPError: the head is malformed (400), uses an HTTP version other
-            than 1.0/1.1 (505) or a transfer coding other than chunked (501).
+        HTTPError: the request breaks one of them.
     """
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3:
-        raise HTTPError(400, "Malformed request line")
-    method, target, version = parts
-    http_version = _VERSIONS.get(version)
-    if http_version is None:
-        if version.startswith(b"HTTP/") and version[5:6].isdigit():
-            raise HTTPError(505, "HTTP version not supported")
-        raise HTTPError(400, "Malformed request line")
-    if not _TOKEN.match(method):
-        raise HTTPError(400, "Malformed request method")
-    if not target or any(c < 0x21 or c > 0x7E for c in target):
-        raise HTTPError(400, "Malformed request target")
-    raw_path, query = _split_target(target)
-    path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
-
-    headers: list[list[bytes]] = []
-    content_length = None
-    chunked = False
-    connection = b""
-    expect = b""
-    upgrade = b""
-    head_ = RequestHead(method.decode("ascii"), target, path, query, http_version, headers)
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name[-1:] in b" \t" or line[:1] in b" \t":
-            raise HTTPError(400, "Malformed header line")
-        name = name.lower()
-        value = value.strip(b" \t")
-        headers.append([name, value])
-        # Only a handful of headers steer the server; match them cheaply by length first.
-        if name == b"content-length":
-            if not value.isdigit():
-                raise HTTPError(400, "Malformed Content-Length")
-            length = int(value)
-            if content_length is not None and content_length != length:
-                raise HTTPError(400, "Conflicting Content-Length headers")
-            content_length = length
-        elif name == b"transfer-encoding":
-            if value.lower() != b"chunked":
-                raise HTTPError(501, "Only the chunked transfer coding is supported")
-            chunked = True
-        elif name == b"connection":
-            connection = value.lower()
-        elif name == b"expect":
-            expect = value.lower()
-        elif name == b"upgrade":
-            upgrade = value.lower()
-        elif name == b"x-forwarded-for":
-            head_.forwarded_for = value
-        elif name == b"x-forwarded-port":
-            head_.forwarded_port = value
-        elif name == b"x-forwarded-proto":
-            head_.forwarded_proto = value
-    if chunked and content_length is not None:
-        raise HTTPError(400, "Both Content-Length and Transfer-Encoding given")
-    if chunked and http_version == "1.0":
-        raise HTTPError(400, "Chunked request bodies need HTTP/1.1")
-    head_.content_length = content_length
-    head_.chunked = chunked
-    if http_version == "1.1":
-        head_.keep_alive = b"close" not in connection
+    hosts = steer.get(b"host")
+    if hosts is None:
+        if head.http_version == "1.1":
+            raise HTTPError(400, "A request needs exactly one Host header")
+    elif len(hosts) > 1:
+        raise HTTPError(400, "A request needs exactly one Host header")
+    elif not valid_host(hosts[0]):
+        raise HTTPError(400, "Malformed Host header")
+    if len(steer) == 1 and hosts is not None:
+        return  # the usual request: nothing else to decide
+    codings = steer.get(b"transfer-encoding")
+    if codings is not None:
+        if head.http_version == "1.0":
+            raise HTTPError(400, "Transfer-Encoding needs HTTP/1.1")
+        if len(codings) > 1 or codings[0].lower() != b"chunked":
+            if codings[-1].rpartition(b",")[2].strip(b" \t").lower() != b"chunked":
+                # RFC 9112 section 6.3: without chunked last, where the body ends cannot be known.
+                raise HTTPError(400, "Transfer-Encoding must end with chunked")
+            raise HTTPError(501, "Only the chunked transfer coding is supported")
+        head.chunked = True
     else:
-        head_.keep_alive = b"keep-alive" in connection
-    head_.expect_continue = expect == b"100-continue" and http_version == "1.1"
-    head_.websocket = upgrade == b"websocket" and b"upgrade" in connection
-    return head_
+        length = steer.get(b"content-length")
+        if length is not None:  # llhttp has checked it: one value, digits, no overflow
+            head.content_length = int(length[0])
+            if head.content_length > max_body_size:
+                raise HTTPError(413, f"Request body larger than {max_body_size} bytes")
+    expect = steer.get(b"expect")
+    head.expect_continue = expect is not None and expect[-1].lower() == b"100-continue" and head.http_version == "1.1"
+    if upgrade:
+        value = steer.get(b"upgrade")
+        head.websocket = value is not None and value[-1].lower() == b"websocket" and head.method == "GET"
+    forwarded = steer.get(b"x-forwarded-for")
+    if forwarded is not None:
+        head.forwarded_for = b",".join(forwarded)
+    forwarded = steer.get(b"x-forwarded-port")
+    if forwarded is not None:
+        head.forwarded_port = b",".join(forwarded)
+    forwarded = steer.get(b"x-forwarded-proto")
+    if forwarded is not None:
+        head.forwarded_proto = b",".join(forwarded)
 
 
-class ChunkedDecoder:
-    """Incremental decoder of a chunked request body.
-
-    :meth:`feed` takes a bytearray buffer, consumes what it can, and returns
-    the decoded data; :attr:`done` turns true after the last chunk and trailers.
-    """
-
-    __slots__ = ("remaining", "done", "_state")
-
-    def __init__(self) -> None:
-        self.remaining = 0
-        self.done = False
-        self._state = "size"  # size -> data -> crlf -> size ... -> trailers
-
-    def feed(self, buffer: bytearray) -> bytes:
-        """Consume chunk framing from ``buffer`` (in place); return body bytes.
-
-        Raises:
-            HTTPError: malformed chunk framing (400).
-        """
-        out = bytearray()
-        while not self.done:
-            if self._state == "size":
-                end = buffer.find(b"\r\n")
-                if end < 0:
-                    if len(buffer) > 1024:
-                        raise HTTPError(400, "Malformed chunk size line")
-                    break
-                size_text = bytes(buffer[:end]).partition(b";")[0].strip()
-                del buffer[: end + 2]
-                try:
-                    self.remaining = int(size_text, 16)
-                except ValueError:
-                    raise HTTPError(400, "Malformed chunk size") from None
-                if self.remaining < 0:
-                    raise HTTPError(400, "Malformed chunk size")
-                self._state = "data" if self.remaining else "trailers"
-            elif self._state == "data":
-                take = min(self.remaining, len(buffer))
-                if not take:
-                    break
-                out += buffer[:take]
-                del buffer[:take]
-                self.remaining -= take
-                if not self.remaining:
-                    self._state = "crlf"
-            elif self._state == "crlf":
-                if len(buffer) < 2:
-                    break
-                if buffer[:2] != b"\r\n":
-                    raise HTTPError(400, "Malformed chunk terminator")
-                del buffer[:2]
-                self._state = "size"
-            else:  # trailers: lines until an empty one; their content is ignored
-                end = buffer.find(b"\r\n")
-                if end < 0:
-                    if len(buffer) > 8192:
-                        raise HTTPError(400, "Trailers too large")
-                    break
-                del buffer[: end + 2]
-                if end == 0:
-                    self.done = True
-        return bytes(out)
+def valid_host(value: bytes) -> bool:
+    """True if ``value`` is a valid ``Host`` header value: ``uri-host [":" port]`` (RFC 9112 section 3.2)."""
+    rest = value.translate(None, _REG_NAME)
+    if not rest:
+        return b"%" not in value or _HOST.fullmatch(value) is not None
+    if rest == b":":
+        port = value.rpartition(b":")[2]
+        return (not port or port.isdigit()) and (b"%" not in value or _HOST.fullmatch(value) is not None)
+    return _HOST.fullmatch(value) is not None

@@ -1,10 +1,20 @@
 """The HTTP/1.1 side of the server: one protocol instance per TCP connection.
 
-A connection serves one request at a time: it parses a head, sends the
-``http.request`` message (streaming a large body on a ``?`` body channel),
-relays the response from the request's reply channel, then goes on with
-the next pipelined request, so responses always leave in request order.
-WebSocket upgrades are handed over to :mod:`interface_server.ws_protocol`.
+A connection serves one request at a time: its :class:`RequestReader`
+parses the bytes (llhttp), the request goes out as an ``http.request``
+message (a large body streamed on a ``?`` body channel), and the response
+is relayed from the request's reply channel; then the next pipelined
+request, so responses always leave in request order. WebSocket upgrades
+are handed over to :mod:`interface_server.ws_protocol`.
+
+Hostile clients: every refusal of the reader is answered with its status
+and the connection closed; timeouts are timers on the reactor's clock (one
+deadline for a request head, an idle timeout for a body, the response
+timeout, keep-alive); what the application sends a client that does not
+read is bounded by ``max_pending_bytes`` (the response is aborted past it),
+and reading pauses while more than that of a request body is still on its
+way to the layer (:class:`~interface_server.http_body.BodyStream`) or
+while a request is being answered (pipelining).
 """
 
 from __future__ import annotations
@@ -15,13 +25,26 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import interfaces, protocol
 
-from .http_parse import ChunkedDecoder, HTTPError, RequestHead, parse_head
+from asgi_backends.base import loggable_name
+
+from .flow import OutboundBuffer
+from .http_body import BodyStream
+from .http_parse import ParsedRequest, RequestHead
+from .http_reader import RequestReader
 from .http_response import ResponseError, build_head, error_response
 
 if TYPE_CHECKING:
-    from .server import ServerContext
+    from twisted.internet.interfaces import IDelayedCall
+
+    from .context import ServerContext
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["HTTPFactory", "HTTPProtocol", "HTTPState", "ReadGate"]
+
+# Why reading from a connection is paused (bits of ReadGate.reasons).
+PIPELINING = 1
+LAYER = 2
 
 
 class HTTPState(enum.Enum):
@@ -35,13 +58,39 @@ class HTTPState(enum.Enum):
     CLOSED = "closed"
 
 
+class ReadGate:
+    """Reading from one transport, paused while any of several reasons (``PIPELINING``, ``LAYER``) holds."""
+
+    __slots__ = ("transport", "reasons")
+
+    def __init__(self, transport: interfaces.IPushProducer) -> None:
+        self.transport = transport
+        self.reasons = 0
+
+    def pause(self, reason: int) -> None:
+        """Stop reading for ``reason`` (no-op if already paused for it)."""
+        if not self.reasons:
+            self.transport.pauseProducing()
+        self.reasons |= reason
+
+    def resume(self, reason: int) -> None:
+        """``reason`` no longer holds; read again if no other does."""
+        if self.reasons & reason:
+            self.reasons &= ~reason
+            if not self.reasons:
+                self.transport.resumeProducing()
+
+
 class HTTPProtocol(protocol.Protocol):
     """Speaks HTTP/1.x on one connection, relaying requests to the channel layer."""
 
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
+        self.clock = ctx.reactor
+        config = ctx.config
         self.state = HTTPState.HEAD
-        self.buffer = bytearray()
+        self.reader = RequestReader(config.max_header_size, config.max_body_size)
+        self.current: ParsedRequest | None = None
         self.request: RequestHead | None = None
         self.reply_channel: str | None = None
         self.body_channel: str | None = None
@@ -49,22 +98,25 @@ class HTTPProtocol(protocol.Protocol):
         self.server: list[Any] | None = None
         self.scheme = "http"
         self.keep_alive = True
-        self.paused = False
-        self.last_activity = 0.0
-        self.sent_at = 0.0
+        self.served = 0
+        # Timeouts: one timer per connection, moved only when a deadline comes sooner.
+        self.deadline: float | None = None
+        self.timer: IDelayedCall | None = None
+        self.timer_at = 0.0
+        self.accepted_at = 0.0
+        self.head_started: float | None = None
+        self.body_progress = 0.0
         # Request body bookkeeping.
         self.body = bytearray()
-        self.body_remaining = 0
-        self.body_received = 0
-        self.dechunker: ChunkedDecoder | None = None
         self.body_dispatched = False
-        self.body_queue: list[dict[str, Any]] = []
-        self.body_retry: Any = None
+        self.body_stream: BodyStream | None = None
         # Response bookkeeping.
         self.response_chunked = False
         self.response_body = True
         self.status = 0
         self.bytes_sent = 0
+        self.outbound = OutboundBuffer(config.max_pending_bytes)
+        self.gate: ReadGate | None = None
 
     # -- connection events --------------------------------------------------
 
@@ -75,137 +127,150 @@ class HTTPProtocol(protocol.Protocol):
         self.client, self.server = ctx.addresses(self.transport)
         if interfaces.ISSLTransport.providedBy(self.transport):
             self.scheme = "https"
-        self.last_activity = ctx.now()
+        # The transport pauses the buffer's counting when its send buffer fills (a client not reading).
+        self.transport.registerProducer(self.outbound, True)
+        self.gate = ReadGate(self.transport)
+        self.accepted_at = self.clock.seconds()
         if ctx.shutting_down:
-            self.transport.loseConnection()
+            self._close()
+            return
+        # The first request's head is due a head timeout after the accept, bytes or not.
+        self._set_deadline(self.accepted_at + ctx.config.request_head_timeout)
 
     def dataReceived(self, data: bytes) -> None:
-        self.buffer += data
-        self.last_activity = self.ctx.now()
         state = self.state
-        if state is HTTPState.HEAD or state is HTTPState.BODY:
-            self.process()
-        elif len(self.buffer) > self.ctx.config.max_header_size and not self.paused:
-            # Pipelined requests pile up while one is served: stop reading for now.
-            self.transport.pauseProducing()
-            self.paused = True
+        if state is HTTPState.CLOSED or state is HTTPState.UPGRADED:
+            return
+        self.reader.feed(data)
+        if state is HTTPState.HEAD:
+            self._advance()
+        elif state is HTTPState.BODY:
+            self.body_progress = self.clock.seconds()
+            self._advance()
+        else:
+            # A pipelined request behind the one being answered: read no further until then.
+            self.gate.pause(PIPELINING)
 
     def connectionLost(self, reason: Any = None) -> None:
         state = self.state
-        self.state = HTTPState.CLOSED
-        self.ctx.http_connections.discard(self)
-        if self.body_retry is not None and self.body_retry.active():
-            self.body_retry.cancel()
+        self._closed()
         if state in (HTTPState.BODY, HTTPState.WAITING, HTTPState.RESPONDING) and self.reply_channel:
-            if self.body_channel and state is HTTPState.BODY and self.body_dispatched:
-                self._send_quietly(self.body_channel, {"content": b"", "closed": True, "more_content": False})
+            self._tell_application_gone(state)
+
+    def _tell_application_gone(self, state: HTTPState) -> None:
+        """The application has this request but will never finish answering it: say so."""
+        if self.body_dispatched:
+            if self.body_channel and state is HTTPState.BODY:
+                # After the chunks already handed to the sender (the rest are dropped), retried if full.
+                self.ctx.sender.send(self.number, self.body_channel,
+                                     {"content": b"", "closed": True, "more_content": False}, retry_full=True)
             self._send_quietly("http.disconnect", {"reply_channel": self.reply_channel, "path": self.request.path})
-            self.ctx.receiver.forget(self.reply_channel)
-            self.reply_channel = None
+        self.ctx.receiver.forget(self.reply_channel)
+        self.reply_channel = None
 
     def _send_quietly(self, channel: str, message: dict[str, Any]) -> None:
         # After the request on the same sender thread, so the application sees them in order.
         self.ctx.sender.send(self.number, channel, message)
 
-    # -- parsing ------------------------------------------------------------
+    # -- reading requests ---------------------------------------------------------
 
-    def process(self) -> None:
-        """Consume as much of the buffer as the current state allows."""
-        try:
-            while True:
-                if self.state is HTTPState.HEAD:
-                    if not self._read_head():
+    def _advance(self) -> None:
+        """Act on what the reader has read, as far as the current state allows."""
+        reader = self.reader
+        while True:
+            state = self.state
+            if state is HTTPState.HEAD:
+                if not reader.requests:
+                    if reader.in_head and self.head_started is None:
+                        # One deadline for the whole head, from its first byte (from the accept for the first).
+                        self.head_started = now = self.clock.seconds()
+                        start = self.accepted_at if not self.served else now
+                        self._set_deadline(start + self.ctx.config.request_head_timeout)
+                    return
+                if not self._start(reader.requests[0]):
+                    return
+            elif state is HTTPState.BODY:
+                current = self.current
+                if current.error is not None:
+                    self.fail(current.error.status, current.error.reason)
+                    return
+                if current.body:
+                    self._body_data(current.take_body())
+                    if self.state is not HTTPState.BODY:
                         return
-                elif self.state is HTTPState.BODY:
-                    self._read_body()
+                if not current.complete:
+                    self._set_deadline(self.body_progress + self.ctx.config.request_body_timeout)
                     return
-                else:
-                    return
-        except HTTPError as exc:
-            self.fail(exc.status, exc.reason)
+                self._body_complete()
+            else:
+                return
 
-    def _read_head(self) -> bool:
-        buffer = self.buffer
-        # Tolerate blank lines between requests (some clients send them).
-        while buffer[:2] == b"\r\n":
-            del buffer[:2]
-        end = buffer.find(b"\r\n\r\n")
-        limit = self.ctx.config.max_header_size
-        if end < 0:
-            if len(buffer) > limit:
-                raise HTTPError(431, "Request header fields too large")
+    def _start(self, current: ParsedRequest) -> bool:
+        """Begin serving the oldest request read; False if the connection was answered or handed over."""
+        ctx = self.ctx
+        self.current = current
+        self.request = head = current.head
+        self.head_started = None
+        if current.error is not None:
+            # Refused before the application saw it: a malformed head, or a body already known bad.
+            self.fail(current.error.status, current.error.reason)
             return False
-        if end > limit:
-            raise HTTPError(431, "Request header fields too large")
-        head = parse_head(bytes(buffer[:end]))
-        self.request = head
-        if head.websocket and head.method == "GET":
+        if head.websocket:
             self._upgrade()
             return False
-        del buffer[: end + 4]
-        self._start_request(head)
-        return True
-
-    def _start_request(self, head: RequestHead) -> None:
-        config = self.ctx.config
-        self.keep_alive = head.keep_alive and not self.ctx.shutting_down
+        reader = self.reader
+        self.keep_alive = head.keep_alive and not ctx.shutting_down and not (
+            reader.truncated and len(reader.requests) == 1)
         self.body.clear()
         self.body_dispatched = False
         self.body_channel = None
-        self.body_received = 0
-        self.dechunker = None
-        if head.chunked:
-            self.dechunker = ChunkedDecoder()
-            self.body_remaining = -1
-        else:
-            self.body_remaining = head.content_length or 0
-            if self.body_remaining > config.max_body_size:
-                raise HTTPError(413, f"Request body larger than {config.max_body_size} bytes")
-        if head.expect_continue and self.body_remaining:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.body_stream = None
         self.state = HTTPState.BODY
+        self.body_progress = self.clock.seconds()
+        if head.expect_continue and not current.complete:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
 
-    def _read_body(self) -> None:
-        buffer = self.buffer
-        if self.dechunker is not None:
-            data = self.dechunker.feed(buffer)
-            finished = self.dechunker.done
-        else:
-            take = min(self.body_remaining, len(buffer))
-            data = bytes(buffer[:take])
-            del buffer[:take]
-            self.body_remaining -= take
-            finished = not self.body_remaining
-        if data:
-            self.body_received += len(data)
-            if self.body_received > self.ctx.config.max_body_size:
-                raise HTTPError(413, f"Request body larger than {self.ctx.config.max_body_size} bytes")
-            self.body += data
+    def _body_data(self, data: bytes) -> None:
+        """Take more of the current request's body: dispatch, or stream it on the body channel."""
+        body = self.body
+        body += data
         limit = self.ctx.config.body_inline_limit
         if not self.body_dispatched:
-            if finished and len(self.body) <= limit:
-                body = bytes(self.body)
-                self.body.clear()
-                self.state = HTTPState.WAITING
-                self._dispatch(body, None)
+            if len(body) <= limit:
                 return
-            if len(self.body) <= limit:
+            first = bytes(body[:limit])
+            del body[:limit]
+            channel = self.ctx.layer.new_channel("http.request.body?")
+            if not self._dispatch(first, channel):
                 return
-            first = bytes(self.body[:limit])
-            del self.body[:limit]
-            if not self._dispatch(first, self.ctx.layer.new_channel("http.request.body?")):
+            self.body_stream = BodyStream(self.ctx, self.number, channel, lambda: self.gate.pause(LAYER),
+                                          lambda: self.gate.resume(LAYER), self._body_progressed, self._body_failed)
+        # Streaming: whole chunks while the body lasts, the rest (more_content false) at its end.
+        stream = self.body_stream
+        while len(body) >= limit:
+            chunk = bytes(body[:limit])
+            del body[:limit]
+            stream.push(chunk, False)
+
+    def _body_complete(self) -> None:
+        """The whole body has been read: send the request, or the last body chunk."""
+        config = self.ctx.config
+        body = bytes(self.body)
+        self.body.clear()
+        if not self.body_dispatched:
+            self.state = HTTPState.WAITING
+            if not self._dispatch(body, None):
                 return
-        # Streaming: whole chunks while the body lasts, then the rest with more_content false.
-        while len(self.body) >= limit:
-            chunk = bytes(self.body[:limit])
-            del self.body[:limit]
-            self._queue_body(chunk, False)
-        if finished:
-            chunk = bytes(self.body)
-            self.body.clear()
-            self._queue_body(chunk, True)
-            if self.state is HTTPState.BODY:
-                self.state = HTTPState.RESPONDING if self.status else HTTPState.WAITING
+        else:
+            self.body_stream.push(body, True)
+            if self.state is not HTTPState.BODY:
+                return
+            self.state = HTTPState.RESPONDING if self.status else HTTPState.WAITING
+        if self.state is HTTPState.WAITING and config.http_timeout is not None:
+            self._set_deadline(self.clock.seconds() + config.http_timeout)
+        else:
+            self.deadline = None
 
     def _dispatch(self, body: bytes, body_channel: str | None) -> bool:
         """Send the ``http.request`` message; False if it failed (connection answered)."""
@@ -232,11 +297,10 @@ class HTTPProtocol(protocol.Protocol):
             message["body_channel"] = body_channel
             self.body_channel = body_channel
         self.body_dispatched = True
-        self.sent_at = ctx.now()
         reply_channel = self.reply_channel
         ctx.sender.send(self.number, "http.request", message, lambda exc: self._dispatch_failed(reply_channel, exc))
         if ctx.verbose:
-            logger.info("HTTP %s %s from %s sent on %s", head.method, head.path, client, self.reply_channel)
+            logger.info("HTTP %s %s from %s sent on %s", head.method, head.path, client, loggable_name(reply_channel))
         # With inline sends (sender_threads=0) a failure has already answered and closed.
         return self.state is not HTTPState.CLOSED
 
@@ -256,36 +320,21 @@ class HTTPProtocol(protocol.Protocol):
             logger.error("Could not send http.request for %s %s from %s: %s", head.method, head.path, self.client, exc)
             self.fail(503, "Channel layer unavailable, try again later")
 
-    # -- streaming the body on its channel ------------------------------------
+    def _body_failed(self, exc: BaseException) -> None:
+        """A body chunk could not be sent (the layer failed; a full channel is retried, not failed)."""
+        if self.state is HTTPState.CLOSED:
+            return
+        head = self.request
+        logger.error("Could not send a body chunk of %s %s from %s: %s", head.method, head.path, self.client, exc)
+        self.fail(503, "Channel layer unavailable, try again later")
 
-    def _queue_body(self, content: bytes, last: bool) -> None:
-        self.body_queue.append({"content": content, "closed": False, "more_content": not last})
-        if self.body_retry is None or not self.body_retry.active():
-            self._flush_body()
+    def _body_progressed(self) -> None:
+        # A chunk reached the layer: the body is moving, even while reading is paused for it.
+        if self.state is HTTPState.BODY:
+            self.body_progress = self.clock.seconds()
+            self._set_deadline(self.body_progress + self.ctx.config.request_body_timeout)
 
-    def _flush_body(self) -> None:
-        queue = self.body_queue
-        layer = self.ctx.layer
-        while queue and self.state is not HTTPState.CLOSED:
-            try:
-                layer.send(self.body_channel, queue[0])
-            except layer.ChannelFull:
-                # The application reads the body slower than it arrives: stop reading the socket.
-                if not self.paused:
-                    self.transport.pauseProducing()
-                    self.paused = True
-                self.body_retry = self.ctx.reactor.callLater(0.02, self._flush_body)
-                return
-            except Exception as exc:
-                logger.error("Could not send request body chunk for %s from %s: %s", self.request.path, self.client, exc)
-                self.fail(503, "Channel layer unavailable, try again later")
-                return
-            del queue[0]
-        if self.paused and self.state is HTTPState.BODY:
-            self.transport.resumeProducing()
-            self.paused = False
-
-    # -- the response ---------------------------------------------------------
+    # -- the response -----------------------------------------------------------
 
     def handle_reply(self, message: dict[str, Any]) -> None:
         """Write one response message from the reply channel to the client."""
@@ -294,6 +343,13 @@ class HTTPProtocol(protocol.Protocol):
             if state is HTTPState.WAITING or (state is HTTPState.BODY and self.status == 0):
                 self._write_head(message)
             elif state is HTTPState.RESPONDING or state is HTTPState.BODY:
+                if "status" in message:
+                    # A second response head: the application failed part-way (its 500 follows a 200).
+                    logger.warning("The application started a new response (%r) in the middle of the %d to "
+                                   "%s %s from %s; aborting the connection", message.get("status"), self.status,
+                                   self.request.method, self.request.path, self.client)
+                    self._abort()
+                    return
                 self._write_chunk(message.get("content", b""), message.get("more_content", False))
             else:
                 logger.debug("Dropping reply for %s in state %s", self.client, state.name)
@@ -302,7 +358,10 @@ class HTTPProtocol(protocol.Protocol):
             if self.status == 0:
                 self.status = 500
                 self.transport.write(error_response(500, "The application sent an invalid response"))
-            self._close()
+                self._log_access(500, 0)
+                self._close()
+            else:
+                self._abort()  # the head is out: only a cut-short response tells the client
 
     def _write_head(self, message: dict[str, Any]) -> None:
         head = self.request
@@ -313,8 +372,9 @@ class HTTPProtocol(protocol.Protocol):
         self.response_body = response.body_allowed
         if self.state is HTTPState.WAITING:
             self.state = HTTPState.RESPONDING
-        self.transport.write(response.data)
-        self._write_chunk(message.get("content", b""), message.get("more_content", False))
+            self.deadline = None
+        if self._write(response.data):
+            self._write_chunk(message.get("content", b""), message.get("more_content", False))
 
     def _write_chunk(self, content: Any, more: bool) -> None:
         if not isinstance(content, bytes):
@@ -322,90 +382,166 @@ class HTTPProtocol(protocol.Protocol):
         if content and self.response_body:
             self.bytes_sent += len(content)
             if self.response_chunked:
-                self.transport.writeSequence((b"%x\r\n" % len(content), content, b"\r\n"))
-            else:
-                self.transport.write(content)
+                if not self._write(b"%x\r\n" % len(content), content, b"\r\n"):
+                    return
+            elif not self._write(content):
+                return
         if not more:
-            if self.response_chunked and self.response_body:
-                self.transport.write(b"0\r\n\r\n")
+            if self.response_chunked and self.response_body and not self._write(b"0\r\n\r\n"):
+                return
             self._finish_response()
+
+    def _write(self, *parts: bytes) -> bool:
+        """Write to the client; False if it holds too much unread already (the connection is aborted)."""
+        outbound = self.outbound
+        if outbound.paused and outbound.add(sum(map(len, parts))):
+            head = self.request
+            logger.warning("Aborting the response to %s %s from %s: the client is not reading it (more than "
+                           "%d bytes held for it)", head.method, head.path, self.client, outbound.limit)
+            if self.reply_channel:
+                self._send_quietly("http.disconnect", {"reply_channel": self.reply_channel, "path": head.path})
+            self._abort()
+            return False
+        if len(parts) == 1:
+            self.transport.write(parts[0])
+        else:
+            self.transport.writeSequence(parts)
+        return True
 
     def _finish_response(self) -> None:
         ctx = self.ctx
-        head = self.request
-        if ctx.access_log is not None:
-            ctx.access_log.http(self.client, head.method, head.target, head.http_version, self.status, self.bytes_sent)
+        self._log_access(self.status, self.bytes_sent)
         ctx.receiver.forget(self.reply_channel)
         self.reply_channel = None
         self.status = 0
         self.bytes_sent = 0
+        self.served += 1
+        if self.body_stream is not None:
+            self.body_stream.close()  # answered: the application wants no more of the body
+            self.body_stream = None
         if self.state is HTTPState.BODY or not self.keep_alive or ctx.shutting_down:
             # A response sent before the body was read leaves the stream unparseable.
             self._close()
             return
+        self.reader.pop()
+        self.current = self.request = None
         self.state = HTTPState.HEAD
-        self.last_activity = ctx.now()
-        if self.paused:
-            self.transport.resumeProducing()
-            self.paused = False
-        if self.buffer:
-            self.process()
+        reader = self.reader
+        if not reader.requests and reader.truncated:
+            self._close()  # pipelined requests past the budget were left unread: the client retries them
+            return
+        self._set_deadline(self.clock.seconds() + ctx.config.keepalive_timeout)
+        self.gate.resume(PIPELINING)
+        self._advance()
+
+    def _log_access(self, status: int, length: int) -> None:
+        head = self.request
+        if self.ctx.access_log is not None and head is not None:
+            self.ctx.access_log.http(self.client, head.method, head.target, head.http_version, status, length)
 
     # -- errors, timeouts, closing ---------------------------------------------
 
     def fail(self, status: int, reason: str) -> None:
         """Answer ``status`` (if no response started yet) and close this connection."""
         head = self.request
-        path = head.path if head is not None else "-"
-        logger.info("HTTP %d for %s %s: %s", status, self.client, path, reason)
-        if self.state is HTTPState.CLOSED:
+        state = self.state
+        logger.info("HTTP %d for %s %s: %s", status, self.client, head.path if head is not None else "-", reason)
+        if state is HTTPState.CLOSED:
             return
         if self.status == 0:
             self.status = status
             self.transport.write(error_response(status, reason, head is not None and head.method == "HEAD"))
-            if self.ctx.access_log is not None and head is not None:
-                self.ctx.access_log.http(self.client, head.method, head.target, head.http_version, status, 0)
+            self._log_access(status, 0)
         if self.reply_channel:
-            if self.status == status and self.body_dispatched:
-                # The application has the request but will never answer this client now.
-                if self.body_channel and self.state is HTTPState.BODY:
-                    self._send_quietly(self.body_channel, {"content": b"", "closed": True, "more_content": False})
-                self._send_quietly("http.disconnect", {"reply_channel": self.reply_channel, "path": path})
-            self.ctx.receiver.forget(self.reply_channel)
-            self.reply_channel = None
+            self._tell_application_gone(state)
         self._close()
 
-    def _close(self) -> None:
+    def _closed(self) -> None:
+        """Forget this connection: no more timers, reading or writing."""
         self.state = HTTPState.CLOSED
         self.ctx.http_connections.discard(self)
+        self.deadline = None
+        timer = self.timer
+        if timer is not None and timer.active():
+            timer.cancel()
+        self.timer = None
+        if self.body_stream is not None:
+            self.body_stream.close()
+
+    def _close(self) -> None:
+        self._closed()
         self.transport.loseConnection()
 
-    def check_timeouts(self, now: float) -> None:
-        """Enforce the response timeout and the keep-alive idle timeout."""
+    def _abort(self) -> None:
+        """Close at once, discarding what is unsent: the client sees the response cut short."""
+        if self.reply_channel:
+            self.ctx.receiver.forget(self.reply_channel)
+            self.reply_channel = None
+        self._closed()
+        self.transport.abortConnection()
+
+    def _set_deadline(self, when: float) -> None:
+        """Make ``when`` the moment the current timeout expires."""
+        self.deadline = when
+        if self.timer is None or when < self.timer_at:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        timer = self.timer
+        if timer is not None and timer.active():
+            timer.cancel()
+        self.timer_at = when
+        self.timer = self.clock.callLater(max(0.0, when - self.clock.seconds()), self._expired)
+
+    def _expired(self) -> None:
+        """The timer is due: time out, unless the deadline has moved on meanwhile."""
+        self.timer = None
+        deadline = self.deadline
+        if deadline is None or self.state is HTTPState.CLOSED:
+            return
+        if deadline > self.timer_at:
+            self._arm(deadline)  # moved later since the timer was set: wait on
+            return
         state = self.state
         config = self.ctx.config
-        if state is HTTPState.WAITING:
-            if config.http_timeout is not None and now - self.sent_at > config.http_timeout:
-                self.fail(503, "The application did not respond in time")
-        elif state is HTTPState.HEAD and now - self.last_activity > config.keepalive_timeout:
-            self._close()
+        if state is HTTPState.HEAD:
+            if self.reader.in_head:
+                logger.info("Request head from %s not complete after %gs", self.client, config.request_head_timeout)
+                self.fail(408, "Request head not received in time")
+            else:
+                self._close()  # nothing sent (or an idle keep-alive connection): nothing to answer
+        elif state is HTTPState.BODY:
+            if self.gate.reasons & LAYER:
+                self.fail(503, "The application did not read the request body in time")
+            else:
+                self.fail(408, "Request body not received in time")
+        elif state is HTTPState.WAITING:
+            self.fail(503, "The application did not respond in time")
 
     def begin_shutdown(self) -> None:
         """Close now if idle; otherwise close once the response in flight is complete."""
         self.keep_alive = False
-        if self.state is HTTPState.HEAD:
+        if self.state is HTTPState.HEAD and not self.reader.in_head:
             self._close()
 
     # -- WebSocket upgrade -----------------------------------------------------
 
     def _upgrade(self) -> None:
-        """Hand the connection, and every byte read so far (head included), to a WebSocket protocol."""
+        """Hand the connection to a WebSocket protocol: the head (as read) and every byte after it."""
+        head = self.request
+        self._closed()
         self.state = HTTPState.UPGRADED
-        self.ctx.http_connections.discard(self)
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        ws = self.ctx.build_websocket(self.request, self.client, self.server, self.scheme)
+        data = b"".join([
+            b"%s %s HTTP/%s\r\n" % (head.method.encode("ascii"), head.target, head.http_version.encode("ascii")),
+            *[name + b": " + value + b"\r\n" for name, value in head.headers],
+            b"\r\n", self.reader.upgrade or b"",
+        ])
         transport = self.transport
+        transport.unregisterProducer()
+        if self.gate.reasons:
+            self.gate.reasons = 0
+            transport.resumeProducing()
+        ws = self.ctx.build_websocket(head, self.client, self.server, self.scheme)
         transport.protocol = ws
         ws.makeConnection(transport)
         ws.dataReceived(data)

@@ -10,6 +10,8 @@ __all__ = ["ResponseError", "ResponseHead", "build_head", "error_response"]
 
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 _NO_BODY = frozenset({204, 304})
+# RFC 9110 token characters: a header name has only these (deleting them leaves nothing).
+_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 class ResponseError(Exception):
@@ -58,7 +60,9 @@ def build_head(
     ``Connection: close`` when the connection will close.
 
     Raises:
-        ResponseError: the status or a header is malformed.
+        ResponseError: the status or a header is malformed: a header name
+            that is not a token, a value with CR, LF or NUL (which would let
+            the application split the response or smuggle headers).
     """
     status = message.get("status")
     if not isinstance(status, int) or not 100 <= status <= 999:
@@ -74,8 +78,11 @@ def build_head(
             raise ResponseError(f"response header must be a [name, value] pair, not {pair!r}") from None
         name = _as_bytes(name, "header name")
         value = _as_bytes(value, "header value")
-        if b"\n" in value or b"\r" in value or b"\n" in name or b":" in name:
-            raise ResponseError(f"response header {name!r} contains a line break or colon")
+        if not name or name.translate(None, _TOKEN):
+            raise ResponseError(f"response header name {name!r} is not a token (a line break, colon, space, "
+                                f"NUL or other character a header name cannot have)")
+        if b"\r" in value or b"\n" in value or b"\0" in value:
+            raise ResponseError(f"response header {name!r} has a line break or NUL in its value {value!r}")
         lower = name.lower()
         if lower == b"content-length":
             has_length = True

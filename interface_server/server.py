@@ -14,13 +14,11 @@ The Twisted reactor cannot be restarted, so one process runs ``run()`` once.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import signal
 import socket
 import threading
-import time
 from typing import Any
 
 from twisted.internet import address, endpoints, task
@@ -28,16 +26,13 @@ from twisted.internet.defer import DeferredList
 
 from asgi_backends.base import ChannelLayer
 
-from .access import AccessLogger
 from .config import ServerConfig, missing_tls_support
-from .http_parse import RequestHead
+from .context import ServerContext
 from .http_protocol import HTTPFactory
-from .replies import ReplyReceiver, make_prefix
-from .sending import Sender
-from .ws_protocol import WebSocketProtocol, build_ws_factory
 
 logger = logging.getLogger(__name__)
 
+# ServerContext lives in interface_server.context; it is still importable from here.
 __all__ = ["Server", "ServerContext", "describe_address", "socket_family"]
 
 
@@ -65,62 +60,6 @@ def describe_address(host: Any) -> str:
         name = host.name.decode() if isinstance(host.name, bytes) else host.name
         return f"unix:{name}"
     return str(host)
-
-
-class ServerContext:
-    """State shared by every connection of one server (the protocols' view of it)."""
-
-    def __init__(self, layer: ChannelLayer, config: ServerConfig, reactor: Any) -> None:
-        self.layer = layer
-        self.config = config
-        self.reactor = reactor
-        # The clock every timeout is measured on; a test may substitute a task.Clock's ``seconds``.
-        self.now = time.monotonic
-        self.prefix = make_prefix()
-        self.receiver = ReplyReceiver(layer, self.prefix, reactor)
-        self.sender = Sender(layer, reactor, config.sender_threads, config.websocket_receive_retry)
-        self.access_log = AccessLogger(config.access_log) if config.access_log is not None else None
-        self.verbose = config.verbosity >= 2
-        # None: no limit. Resolved here, where the layer (and its group_expiry) is known.
-        self.websocket_lifetime = config.websocket_lifetime(layer)
-        # Invalid close codes already warned about (repr of the value), so a buggy app cannot flood the log.
-        self.warned_close_codes: set[str] = set()
-        self.server_name = config.server_name.encode("latin-1")
-        self.shutting_down = False
-        # Spreads connections over the sender threads (id() values share their low bits).
-        self.connection_numbers = itertools.count()
-        self.http_connections: set[Any] = set()
-        self.ws_connections: set[Any] = set()
-        self.ws_factory = build_ws_factory(self)
-
-    @staticmethod
-    def addresses(transport: Any) -> tuple[list[Any] | None, list[Any] | None]:
-        """Return the ASGI ``client`` and ``server`` of a connection (None for UNIX sockets)."""
-        peer, host = transport.getPeer(), transport.getHost()
-        client = [peer.host, peer.port] if isinstance(peer, (address.IPv4Address, address.IPv6Address)) else None
-        server = [host.host, host.port] if isinstance(host, (address.IPv4Address, address.IPv6Address)) else None
-        return client, server
-
-    @staticmethod
-    def proxied(head: RequestHead, client: Any, scheme: str) -> tuple[Any, str]:
-        """Apply ``X-Forwarded-For``/``-Port``/``-Proto`` (only called with ``proxy_headers``)."""
-        if head.forwarded_for:
-            host = head.forwarded_for.split(b",")[0].strip().decode("latin-1")
-            port = 0
-            if head.forwarded_port and head.forwarded_port.isdigit():
-                port = int(head.forwarded_port)
-            client = [host, port]
-        if head.forwarded_proto:
-            proto = head.forwarded_proto.split(b",")[0].strip().lower()
-            if proto in (b"http", b"https"):
-                scheme = proto.decode()
-        return client, scheme
-
-    def build_websocket(self, head: RequestHead, client: Any, server: Any, scheme: str) -> WebSocketProtocol:
-        """Return a WebSocket protocol to take over a connection that asked to upgrade."""
-        proto = self.ws_factory.buildProtocol(None)
-        proto.setup(self, head, client, server, scheme)
-        return proto
 
 
 class Server:
@@ -195,9 +134,9 @@ class Server:
         factory = HTTPFactory(ctx)
         waiting = [self._listen(description, factory) for description in self.config.endpoints]
         DeferredList(waiting, consumeErrors=True).addCallback(self._listening)
-        ctx.receiver.start()
-        timeouts = [t for t in (self.config.http_timeout, ctx.websocket_lifetime,
-                                self.config.websocket_connect_timeout, self.config.keepalive_timeout,
+        ctx.start()
+        # HTTP timeouts are each connection's own timers; the WebSocket ones are checked here.
+        timeouts = [t for t in (ctx.websocket_lifetime, self.config.websocket_connect_timeout,
                                 self.config.ping_interval, self.config.ping_timeout)
                     if t is not None and t > 0]
         interval = max(0.05, min([1.0] + [t / 5 for t in timeouts]))
@@ -251,8 +190,6 @@ class Server:
 
     def _check_timeouts(self) -> None:
         now = self.ctx.now()
-        for conn in list(self.ctx.http_connections):
-            conn.check_timeouts(now)
         for conn in list(self.ctx.ws_connections):
             conn.check_timeouts(now)
 
@@ -275,12 +212,12 @@ class Server:
             conn.begin_shutdown()
         for conn in list(ctx.ws_connections):
             conn.begin_shutdown()
-        deadline = time.monotonic() + self.config.shutdown_timeout
+        deadline = self.reactor.seconds() + self.config.shutdown_timeout
 
         def wait() -> None:
             if not ctx.http_connections and not ctx.ws_connections:
                 self._finish()
-            elif time.monotonic() > deadline:
+            elif self.reactor.seconds() > deadline:
                 logger.warning("Closing %d connection(s) still busy after %.0fs",
                                len(ctx.http_connections) + len(ctx.ws_connections), self.config.shutdown_timeout)
                 for conn in list(ctx.http_connections) + list(ctx.ws_connections):
@@ -296,9 +233,8 @@ class Server:
             return
         self._finished = True
         if self.ctx is not None:
-            self.ctx.receiver.stop()
-            # Disconnect messages of the connections just closed are still queued.
-            self.ctx.sender.close()
+            # Stops receiving; disconnect messages of the connections just closed are still queued.
+            self.ctx.stop()
         if self._checker is not None and self._checker.running:
             self._checker.stop()
         if self.reactor.running:

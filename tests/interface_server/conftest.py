@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.internet import task
 
 from tests.support.waiting import wait_until
 
@@ -173,3 +174,139 @@ def recv_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
         if not chunk:
             return data
         data += chunk
+
+
+# -- protocol tests without processes: bytes through a StringTransport, time on a task.Clock --
+
+
+class FakeReactor(task.Clock):
+    """A ``task.Clock`` that is enough of a reactor for the protocols: ``callFromThread`` calls at once."""
+
+    def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+
+class HeldSender:
+    """Holds every message sent until :meth:`release` (a slow layer), then sends it as the Sender would."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.held: list[tuple[str, dict, Any, Any]] = []
+
+    def send(self, key: int, channel: str, message: dict, on_error: Any = None, retry_full: bool = False,
+             flow: Any = None) -> None:
+        self.held.append((channel, message, on_error, flow))
+
+    def release(self, count: int | None = None) -> None:
+        """Send the oldest ``count`` held messages (all by default)."""
+        count = len(self.held) if count is None else count
+        batch, self.held = self.held[:count], self.held[count:]
+        for channel, message, on_error, flow in batch:
+            try:
+                self.layer.send(channel, message)
+            except Exception as exc:  # as the Sender: the caller hears of the failure
+                if on_error is not None:
+                    on_error(exc)
+            if flow is not None:
+                flow.finished_here()
+
+    def close(self) -> None:
+        self.release()
+
+
+class HTTPHarness:
+    """A :class:`ServerContext` on an in-memory layer and a fake clock; ``connect()`` opens a connection.
+
+    Sends are inline (``sender_threads=0``), so a request is in the layer as
+    soon as the bytes that complete it have been fed.
+    """
+
+    def __init__(self, layer: Any = None, hold_sends: bool = False, **options: Any) -> None:
+        from asgi_backends.inmemory import ChannelLayer
+        from interface_server.config import ServerConfig
+        from interface_server.context import ServerContext
+        from interface_server.http_protocol import HTTPFactory
+
+        self.clock = FakeReactor()
+        self.layer = layer or ChannelLayer()
+        options.setdefault("sender_threads", 0)
+        self.config = ServerConfig(**options)
+        # With hold_sends, messages wait until ``sender.release()``: a layer that is slow to take them.
+        self.sender = HeldSender(self.layer) if hold_sends else None
+        self.ctx = ServerContext(self.layer, self.config, self.clock, sender=self.sender)
+        self.factory = HTTPFactory(self.ctx)
+
+    def connect(self, peer: tuple[str, int] = ("127.0.0.1", 50000)) -> FakeClient:
+        return FakeClient(self, peer)
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def advance_to(self, when: float) -> None:
+        self.clock.advance(when - self.clock.seconds())
+
+    def receive(self, channel: str = "http.request") -> dict | None:
+        """The next message on ``channel`` (the application's view), or None."""
+        got, message = self.layer.receive([channel], block=False)
+        return message if got is not None else None
+
+
+class FakeClient:
+    """One client connection: ``send`` bytes in, read what the server wrote with ``output``."""
+
+    def __init__(self, harness: HTTPHarness, peer: tuple[str, int]) -> None:
+        from twisted.internet.address import IPv4Address, IPv6Address
+        from twisted.internet.testing import StringTransport
+
+        family = IPv6Address if ":" in peer[0] else IPv4Address
+        self.harness = harness
+        self.transport = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 8000),
+                                         peerAddress=family("TCP", *peer))
+        self.protocol = harness.factory.buildProtocol(None)
+        self.protocol.makeConnection(self.transport)
+
+    def send(self, data: bytes) -> FakeClient:
+        self.protocol.dataReceived(data)
+        return self
+
+    def request(self) -> dict:
+        """The ``http.request`` this connection sent (fails if there is none)."""
+        message = self.harness.receive("http.request")
+        assert message is not None, f"no http.request; the server wrote {self.transport.value()[:300]!r}"
+        return message
+
+    def reply(self, reply_channel: str, status: int | None = 200, content: bytes = b"OK",
+              more: bool = False, headers: list | None = None) -> None:
+        """Play the application: send one response message (``status=None`` for a later chunk)."""
+        message: dict[str, Any] = {"content": content, "more_content": more}
+        if status is not None:
+            message["status"] = status
+            message["headers"] = headers if headers is not None else [[b"content-type", b"text/plain"]]
+        self.harness.ctx.receiver.dispatch(reply_channel, message)
+
+    def output(self) -> bytes:
+        """Everything the server wrote since the last call."""
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def status(self) -> int:
+        """The status code of the first response in what the server wrote (consumes the output)."""
+        data = self.output()
+        assert data.startswith(b"HTTP/1."), data[:200]
+        return int(data.split(b" ", 2)[1])
+
+    @property
+    def closed(self) -> bool:
+        return self.transport.disconnecting
+
+    @property
+    def aborted(self) -> bool:
+        return self.transport.disconnected
+
+    def lose(self) -> None:
+        """The client goes away."""
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        self.protocol.connectionLost(Failure(ConnectionDone()))

@@ -19,21 +19,38 @@ def serve_one(server):
     assert conn.getresponse().read() == b"fine"
 
 
+H = b"Host: x\r\n"
+
+
 @pytest.mark.parametrize("raw, status", [
     (b"GARBAGE\r\n\r\n", 400),
-    (b"GET /x HTTP/1.1 extra\r\n\r\n", 400),
-    (b"G@T /x HTTP/1.1\r\n\r\n", 400),
-    (b"GET x HTTP/1.1\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1 extra\r\n" + H + b"\r\n", 400),
+    (b"G@T /x HTTP/1.1\r\n" + H + b"\r\n", 400),
+    (b"GET x HTTP/1.1\r\n" + H + b"\r\n", 400),
     (b"GET /x HTTP/2.0\r\n\r\n", 505),
-    (b"GET /x HTTP/1.1\r\nNo colon here\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\n" + H + b"No colon here\r\n\r\n", 400),
     (b"GET /x HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400),
-    (b"POST /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n", 400),
-    (b"POST /x HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
-    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
-    (b"POST /x HTTP/1.1\r\nContent-Length: 300000\r\n\r\n", 413),
-    (b"GET /x HTTP/1.1\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n", 431),
-    (b"GET /x HTTP/1.1\r\nX-Big: " + b"a" * 5000, 431),
+    (b"GET /x HTTP/1.1\r\n\r\n", 400),  # no Host
+    (b"GET /x HTTP/1.1\r\n" + H + H + b"\r\n", 400),
+    (b"GET /x HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\n" + H + b"X Test: 1\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\n" + H + b"X-Foo: a\rX-Injected: yes\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\n" + H + b"X-Foo: a\x00b\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\nX-Smuggle: y\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\nHost: x\n\n", 400),
+    (b"POST /x HTTP/1.1\r\n" + H + b"Content-Length: nope\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1\r\n" + H + b"Content-Length: " + b"9" * 4301 + b"\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
+    (b"POST /x HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 501),
+    (b"POST /x HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (b"POST /x HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\nhello", 400),
+    (b"POST /x HTTP/1.1\r\n" + H + b"Content-Length: 300000\r\n\r\n", 413),
+    (b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n" + H + b"\r\n", 414),
+    (b"GET /x HTTP/1.1\r\n" + H + b"X-Big: " + b"a" * 5000 + b"\r\n\r\n", 431),
+    (b"GET /x HTTP/1.1\r\n" + H + b"X-Big: " + b"a" * 5000, 431),
 ])
 def test_bad_request_gets_its_status_and_server_keeps_serving(server, raw, status):
     with server.connect() as sock:
@@ -48,7 +65,7 @@ def test_bad_request_gets_its_status_and_server_keeps_serving(server, raw, statu
 
 def test_chunked_body_over_limit_gets_413(server):
     with server.connect() as sock:
-        sock.sendall(b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
         chunk = b"%x\r\n" % 50000 + b"x" * 50000 + b"\r\n"
 
         def send():
@@ -83,4 +100,15 @@ def test_invalid_response_from_application_gives_500(server):
     server.layer.send(message["reply_channel"], {"status": 200, "headers": [[b"X-Evil", b"a\r\nSet-Cookie: x"]]})
     assert conn.getresponse().status == 500
     wait_for(lambda: "line break" in server.log, what="the bad response logged")
+    serve_one(server)
+    assert "Traceback" not in server.log
+
+
+def test_slow_head_gets_408_and_idle_connections_are_closed(start_server):
+    server = start_server("--request-head-timeout", "0.5")
+    idle = server.connect()
+    slow = server.connect()
+    slow.sendall(b"GET / HTTP/1.1\r\n")
+    assert recv_all(idle) == b""  # never sent a byte: closed at the head deadline, nothing said
+    assert recv_all(slow).startswith(b"HTTP/1.1 408 ")
     serve_one(server)

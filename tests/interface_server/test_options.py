@@ -21,12 +21,23 @@ from .conftest import REPO, recv_until, wait_for
 def test_root_path_and_proxy_headers(start_server):
     server = start_server("--root-path", "/mounted", "--proxy-headers")
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    # A client claims 10.1.2.3; the (trusted, loopback) proxy appended the address it saw: 10.0.0.1.
     conn.request("GET", "/p", headers={"X-Forwarded-For": "10.1.2.3, 10.0.0.1", "X-Forwarded-Port": "8443",
                                        "X-Forwarded-Proto": "https"})
     _, message = server.receive("http.request")
     assert message["root_path"] == "/mounted"
-    assert message["client"] == ["10.1.2.3", 8443]
+    assert message["client"] == ["10.0.0.1", 8443]
     assert message["scheme"] == "https"
+    server.layer.send(message["reply_channel"], {"status": 204})
+    assert conn.getresponse().status == 204
+
+
+def test_proxy_headers_from_skips_every_trusted_proxy(start_server):
+    server = start_server("--proxy-headers", "--proxy-headers-from", "127.0.0.1, 10.0.0.0/8")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("GET", "/p", headers={"X-Forwarded-For": "6.6.6.6, 192.0.2.7, 10.0.0.1"})
+    _, message = server.receive("http.request")
+    assert message["client"] == ["192.0.2.7", 0]
     server.layer.send(message["reply_channel"], {"status": 204})
     assert conn.getresponse().status == 204
 
