@@ -118,7 +118,7 @@ class ServerConfig:
             with 1009 as soon as a frame header announces them, before their
             payload is read. Default ``None``: the layer's ``max_message_size``
             (1 MiB) less the rest of a ``websocket.receive`` message (reply
-            channel, path and order, about 120 bytes plus the path), so that
+            channel, path and order, about 110 bytes plus the path), so that
             every message accepted fits the layer.
         websocket_max_frame_size: largest single frame a WebSocket client may
             send (1009 beyond it, before its payload is read). Default

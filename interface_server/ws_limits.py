@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from asgi_backends.base import DEFAULT_MAX_MESSAGE_SIZE, ChannelLayer, pack
+from asgi_backends.base import ChannelLayer, pack
 
 __all__ = [
     "CLOSE_GOING_AWAY", "CLOSE_INTERNAL_ERROR", "CLOSE_INVALID_PAYLOAD", "CLOSE_MESSAGE_TOO_BIG", "CLOSE_NORMAL",
@@ -49,16 +49,8 @@ def is_sendable_close_code(code: object) -> bool:
 
 
 def layer_message_limit(layer: ChannelLayer) -> int:
-    """Return the largest encoded message ``layer`` accepts.
-
-    The layer contract does not name ``max_message_size`` (a layer may have
-    no limit of its own), so a layer without it is taken to have the
-    default limit of the shipped layers, 1 MiB.
-    """
-    limit = getattr(layer, "max_message_size", None)
-    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
-        return limit
-    return DEFAULT_MAX_MESSAGE_SIZE
+    """Return the largest encoded message ``layer`` accepts (its ``max_message_size``)."""
+    return layer.max_message_size
 
 
 def receive_envelope(reply_channel: str, path: str) -> int:

@@ -47,8 +47,8 @@ from .ws_limits import (
 )
 
 if TYPE_CHECKING:
+    from .context import ServerContext
     from .http_parse import RequestHead
-    from .server import ServerContext
 
 logger = logging.getLogger(__name__)
 

@@ -24,6 +24,8 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from asgi_backends.inmemory import ChannelLayer
+from interface_server.cli import build_parser, config_from_args
+from interface_server.config import ServerConfig
 from interface_server.flow import InboundFlow, OutboundBuffer
 from interface_server.sending import Sender
 from interface_server.ws_protocol import WSState
@@ -85,11 +87,23 @@ def test_pongs_to_a_client_that_does_not_read_count_too():
     assert close_code_of(conn.frames()) == 1008
 
 
-def test_max_pending_bytes_is_validated():
-    with pytest.raises(ValueError, match="max_pending_bytes"):
-        Harness(max_pending_bytes=0)
+def test_backpressure_options_defaults_cli_and_validation():
+    parser = build_parser()
+
+    def config(*argv):
+        return config_from_args(parser.parse_args(["m:layer", *argv]), None)
+
+    assert config().max_pending_bytes == ServerConfig().max_pending_bytes == 4 * 1024 * 1024
+    assert config().websocket_max_in_flight == ServerConfig().websocket_max_in_flight == 32
+    assert config("--max-pending-bytes", "65536").max_pending_bytes == 65536
+    assert config("--websocket-max-in-flight", "8").websocket_max_in_flight == 8
+    for name in ("max_pending_bytes", "websocket_max_in_flight"):
+        with pytest.raises(ValueError, match=name):
+            ServerConfig(**{name: 0})
     with pytest.raises(ValueError):
         OutboundBuffer(0)
+    with pytest.raises(ValueError):
+        InboundFlow(None, None, max_messages=0, max_bytes=1)
 
 
 # -- inbound: reading pauses while messages wait for the layer -----------------------------------------
