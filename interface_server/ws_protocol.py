@@ -10,15 +10,14 @@ the handshake waits for the application, ``websocket_timeout`` is the
 longest a socket may live at all (traffic does not extend it), and idle or
 dead peers are found by pinging (``ping_interval``/``ping_timeout``).
 
-Hostile clients (RFC 6455): a frame or message over its size limit is
-refused with 1009 as soon as its header says so, before its payload is
-read; any protocol error gets a close frame with its code (1002, 1007) and
-then the connection is closed after that frame has gone out, reading
-nothing more from it. A client that does not read what the application
-sends is closed with 1008 once the server holds ``max_pending_bytes`` for
-it (:class:`~interface_server.flow.OutboundBuffer`); one that sends faster
-than the layer takes its messages has its reading paused
-(:class:`~interface_server.flow.InboundFlow`).
+Hostile clients (RFC 6455) are dealt with at the frame level by the base
+class, :class:`~interface_server.ws_framing.FramingProtocol`: size limits
+(1009 at the frame header), protocol errors (1002/1007, the close frame
+written before the connection closes), clients that do not read (1008 past
+``max_pending_bytes``). Here: the limits' defaults, reading paused while a
+socket's messages wait for the layer
+(:class:`~interface_server.flow.InboundFlow`), and a bounded closing
+handshake (:data:`CLOSE_TIMEOUT`).
 """
 
 from __future__ import annotations
@@ -27,21 +26,18 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Any
 
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
-from .flow import InboundFlow, OutboundBuffer
+from .flow import InboundFlow
+from .ws_framing import FramingProtocol
 from .ws_limits import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL_ERROR,
-    CLOSE_INVALID_PAYLOAD,
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_NORMAL,
-    CLOSE_POLICY_VIOLATION,
-    CLOSE_PROTOCOL_ERROR,
     CLOSE_TRY_AGAIN_LATER,
-    frame_header,
     is_sendable_close_code,
     receive_payload_limit,
 )
@@ -73,7 +69,7 @@ class WSState(enum.Enum):
     CLOSED = "closed"
 
 
-class WebSocketProtocol(WebSocketServerProtocol):
+class WebSocketProtocol(FramingProtocol):
     """One WebSocket connection, relaying frames to and from the channel layer."""
 
     ctx: ServerContext
@@ -101,17 +97,13 @@ class WebSocketProtocol(WebSocketServerProtocol):
         self.ping_sent_at: float | None = None
         # When the connection started closing (ours or the peer's close frame, or a failure).
         self.closing_since: float | None = None
-        # After a protocol error nothing more is read (RFC 6455 section 7.1.7).
-        self.discarding = False
         self.aborted = False
         self.read_paused_before_open = False
-        self.outbound = OutboundBuffer(ctx.config.max_pending_bytes)
+        self.init_framing(ctx.config.max_pending_bytes)
 
     def connectionMade(self) -> None:
         super().connectionMade()
         config = self.ctx.config
-        # The transport pauses and resumes this producer as its send buffer fills and drains.
-        self.transport.registerProducer(self.outbound, True)
         self.inbound = InboundFlow(self.transport, self.ctx.reactor, config.websocket_max_in_flight,
                                    config.max_pending_bytes)
 
@@ -164,8 +156,7 @@ class WebSocketProtocol(WebSocketServerProtocol):
         message_limit = config.websocket_max_message_size
         if message_limit is None:
             message_limit = receive_payload_limit(self.ctx.layer, self.reply_channel, self.head.path)
-        self.maxMessagePayloadSize = message_limit
-        self.maxFramePayloadSize = config.websocket_max_frame_size or message_limit
+        self.set_payload_limits(message_limit, config.websocket_max_frame_size or message_limit)
 
     def _connect_failed(self, exc: BaseException) -> None:
         """``websocket.connect`` could not be sent: refuse the handshake with 503."""
@@ -250,19 +241,11 @@ class WebSocketProtocol(WebSocketServerProtocol):
     def _send_frame(self, opcode: int, payload: bytes) -> None:
         """Send one unfragmented data frame, unless the connection is past open.
 
-        Written here rather than by ``sendMessage``, which would hold the
-        application to the *client's* message limit and raise past it; no
-        extension (compression) is ever negotiated, so a frame is its header
-        and the payload.
+        Written by ``send_data_frame`` rather than ``sendMessage``, which
+        would hold the application to the *client's* message limit.
         """
-        if self.state != self.STATE_OPEN or self.ws_state is not WSState.OPEN:
-            return
-        header = frame_header(opcode, len(payload))
-        if len(payload) < 65536:
-            self.sendData(header + payload)
-        else:  # no copy of a large payload just to prepend a few bytes
-            self.sendData(header)
-            self.sendData(payload)
+        if self.state == self.STATE_OPEN and self.ws_state is WSState.OPEN:
+            self.send_data_frame(opcode, payload)
 
     def _bad_close_code(self, close: object) -> None:
         """Log, once per distinct value and server, that ``close`` cannot go in a close frame."""
@@ -277,36 +260,6 @@ class WebSocketProtocol(WebSocketServerProtocol):
             "1000-1003, 1007-1014 or 3000-4999; closing with 1000 instead (repeats of this code are not logged)",
             key, self.head.path,
         )
-
-    # -- writing -------------------------------------------------------------------
-
-    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
-        # Every write passes here: what the client does not read is counted
-        # (pongs to its pings included), and past max_pending_bytes it is closed.
-        outbound = self.outbound
-        if outbound.paused and outbound.add(len(data)) and self.ws_state is not WSState.CLOSED \
-                and not self.discarding:
-            self._too_slow()
-            return
-        # Autobahn's sendData builds coloured debug-log arguments on every
-        # write whatever the log level (about a fifth of a broadcast frame's
-        # cost); the common case -- nothing queued, no chopping, no octet
-        # logging -- is a plain transport write plus its traffic counters.
-        if sync or chopsize or self.send_queue or self.logOctets:
-            super().sendData(data, sync, chopsize)
-            return
-        self.transport.write(data)
-        if self.state == self.STATE_OPEN:
-            self.trafficStats.outgoingOctetsWireLevel += len(data)
-        elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
-            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
-
-    def _too_slow(self) -> None:
-        """The client holds more than ``max_pending_bytes`` unread: close it with 1008, say so once."""
-        logger.warning("WebSocket %s from %s is not reading: over %d bytes wait for it (max_pending_bytes); "
-                       "closing it with %d", self.head.path, self.client, self.outbound.limit,
-                       CLOSE_POLICY_VIOLATION)
-        self._fail(CLOSE_POLICY_VIOLATION, "client too slow", log=False)
 
     # -- frames from the client ------------------------------------------------------
 
@@ -354,47 +307,15 @@ class WebSocketProtocol(WebSocketServerProtocol):
             logger.error("Could not send websocket.receive for %s from %s: %s", self.head.path, self.client, exc)
             self.close_with(CLOSE_INTERNAL_ERROR)
 
-    # -- protocol errors (Autobahn's hooks) ---------------------------------------------
+    def describe(self) -> str:
+        return f"{self.head.path} from {self.client}"
 
-    def _fail_connection(self, code: int = CLOSE_GOING_AWAY, reason: str = "going away") -> None:
-        # Autobahn calls this on every protocol error, invalid payload and
-        # oversized frame or message (with failByDrop off).
-        self._fail(code, reason)
-
-    def _protocol_violation(self, reason: str) -> bool:
-        self._fail(CLOSE_PROTOCOL_ERROR, reason)
-        return True  # Autobahn stops processing: nothing after a violation is read
-
-    def _invalid_payload(self, reason: str) -> bool:
-        self._fail(CLOSE_INVALID_PAYLOAD, reason)
-        return True
-
-    def _fail(self, code: int, reason: str, log: bool = True) -> None:
-        """Fail the connection (RFC 6455 section 7.1.7): a close frame with ``code``, then close.
-
-        Nothing more is read from the client, and the TCP connection is closed
-        once the close frame has been written (so the client gets it rather
-        than a reset), or aborted :data:`CLOSE_TIMEOUT` seconds later if it
-        cannot be written. Logs one line without a traceback.
-        """
-        if self.ws_state is WSState.CLOSED or self.discarding:
-            return
-        if log:
-            logger.info("Closing WebSocket %s from %s with %d: %s", self.head.path, self.client, code, reason)
-        self.failedByMe = True
-        self.wasClean = False
-        self.wasNotCleanReason = reason
-        self.discarding = True
-        self.data = b""
+    def on_fail(self, code: int) -> None:
+        # The application hears of the failure's code; the socket is not read again.
         if self.close_code is None:
             self.close_code = code
-        if self.state == self.STATE_OPEN:
-            # A close frame's reason is at most 123 bytes of UTF-8 (RFC 6455 section 5.5).
-            reason_bytes = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
-            self.sendCloseFrame(code=code, reasonUtf8=reason_bytes, isReply=False)
         self._begin_closing()
         self.inbound.close()
-        self.transport.loseConnection()
 
     def _begin_closing(self) -> None:
         if self.ws_state is not WSState.CLOSED:
