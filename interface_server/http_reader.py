@@ -69,7 +69,7 @@ class RequestReader:
 
     __slots__ = ("max_header_size", "max_body_size", "requests", "upgrade", "truncated", "failed", "in_head",
                  "_stopped", "_parser", "_current", "_continuing", "_queued", "_silent", "_moved", "_trailers",
-                 "_feeding", "_completed", "_head_fed",
+                 "_feeding", "_completed", "_head_fed", "_chunk_open",
                  "_url", "_headers", "_size", "_steer")
 
     def __init__(self, max_header_size: int, max_body_size: int) -> None:
@@ -95,6 +95,7 @@ class RequestReader:
         self._feeding = 0
         self._completed = False
         self._head_fed = 0
+        self._chunk_open = False  # after a chunk's size line: its data, or (size 0) the trailers, follow
         self._url = bytearray()
         self._headers: list[list[bytes]] = []
         self._size = 0
@@ -129,7 +130,8 @@ class RequestReader:
             self._refuse(_parser_status(exc))
         else:
             # Bound what is held for a field still arriving now, not when it ends (it may never).
-            if self._moved or self._size + len(self._url) != mark:
+            # Only a head or trailers can be held; chunk extensions are skipped, not kept.
+            if self._moved or self._size + len(self._url) != mark or not (self.in_head or self._chunk_open):
                 self._silent = 0
             else:
                 self._silent += len(data)
@@ -263,6 +265,12 @@ class RequestReader:
             self._queued += len(data)
             if self._queued > self.max_header_size:
                 raise _Truncate()
+
+    def on_chunk_header(self) -> None:
+        self._chunk_open = True
+
+    def on_chunk_complete(self) -> None:
+        self._chunk_open = False
 
     def on_message_complete(self) -> None:
         self._moved = self._completed = True
