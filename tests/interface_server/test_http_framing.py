@@ -169,7 +169,8 @@ def test_transfer_encoding_in_http10_gets_400():
 
 
 def test_transfer_encoding_is_case_insensitive_and_content_length_may_have_trailing_space():
-    assert served(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n1\r\na\r\n0\r\n\r\n")["body"] == b"a"
+    chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"
+    assert served(chunked)["body"] == b"a"
     assert served(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1 \r\n\r\na")["body"] == b"a"
 
 
@@ -269,7 +270,8 @@ def test_underscore_header_cannot_pose_as_a_proxy_header():
 def test_pipelined_requests_are_answered_in_order_and_an_error_after_them_last():
     harness = HTTPHarness()
     client = harness.connect()
-    client.send(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nX\x00: y\r\n\r\n")
+    client.send(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /3 HTTP/1.1\r\nX\x00: y\r\n\r\n")
     first = client.request()
     assert first["path"] == "/1" and harness.receive() is None  # one at a time
     client.reply(first["reply_channel"], content=b"one")
