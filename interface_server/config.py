@@ -110,8 +110,10 @@ class ServerConfig:
             whose client does not read what the application sends, beyond the
             socket's own send buffer (64 KiB) and the write that filled it; past
             it a WebSocket is closed with 1008 (policy violation), with one log
-            line. It also bounds the payload bytes of one connection's messages
-            waiting to be sent to the layer before reading from it pauses.
+            line, and an HTTP response is aborted (the client sees it cut
+            short). It also bounds the payload bytes of one connection's
+            messages waiting to be sent to the layer (for HTTP, a request
+            body's chunks) before reading from it pauses.
             Default 4194304 (4 MiB).
         websocket_max_message_size: largest message (after reassembling its
             frames) a WebSocket client may send; larger ones close the socket
