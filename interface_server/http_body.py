@@ -13,7 +13,8 @@ timeout ends a body that makes no progress at all).
 
 Every chunk goes through the server's one sender, like every other
 message; the stream is the sender's *flow* for it, told when the chunk is
-done.
+done. :class:`ReadGate` keeps a connection's reading paused while any
+reason to pause it holds (this one, or pipelined requests waiting).
 """
 
 from __future__ import annotations
@@ -23,19 +24,48 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall
+    from twisted.internet.interfaces import IDelayedCall, IPushProducer
 
     from .context import ServerContext
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BodyStream", "RETRY_FIRST", "RETRY_MOST"]
+__all__ = ["LAYER", "PIPELINING", "RETRY_FIRST", "RETRY_MOST", "BodyStream", "ReadGate"]
+
+# Why reading from a connection is paused (bits of ReadGate.reasons).
+PIPELINING = 1
+"""A request is being answered: the pipelined ones behind it wait unread."""
+LAYER = 2
+"""Too much of a request body waits for the layer."""
 
 RETRY_FIRST = 0.005
 """Seconds before the first retry of a chunk the body channel refused (doubling each time)."""
 
 RETRY_MOST = 0.25
 """The longest pause between retries of a refused chunk."""
+
+
+class ReadGate:
+    """Reading from one client, paused while any of several reasons (``PIPELINING``, ``LAYER``) holds."""
+
+    __slots__ = ("transport", "reasons")
+
+    def __init__(self, transport: IPushProducer) -> None:
+        self.transport = transport
+        self.reasons = 0
+
+    def pause(self, reason: int) -> None:
+        """Stop reading for ``reason`` (no-op if already paused for it)."""
+        if not self.reasons:
+            self.transport.pauseProducing()
+        self.reasons |= reason
+
+    def resume(self, reason: int) -> None:
+        """``reason`` no longer holds; read again if no other does."""
+        if self.reasons & reason:
+            self.reasons &= ~reason
+            if not self.reasons:
+                self.transport.resumeProducing()
 
 
 class BodyStream:

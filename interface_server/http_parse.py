@@ -72,6 +72,12 @@ class RequestHead:
     forwarded_proto: bytes | None = None
     size: int = 0
 
+    def encode(self) -> bytes:
+        """Return the head as bytes again (names lowercased, ``_`` names left out), blank line included."""
+        lines = [b"%s %s HTTP/%s" % (self.method.encode("ascii"), self.target, self.http_version.encode("ascii"))]
+        lines += [name + b": " + value for name, value in self.headers]
+        return b"\r\n".join(lines) + b"\r\n\r\n"
+
 
 class ParsedRequest:
     """One request as far as it has been read.

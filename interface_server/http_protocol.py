@@ -27,25 +27,20 @@ from twisted.internet import interfaces, protocol
 
 from asgi_backends.base import loggable_name
 
+from .deadline import Deadline
 from .flow import OutboundBuffer
-from .http_body import BodyStream
+from .http_body import LAYER, PIPELINING, BodyStream, ReadGate
 from .http_parse import ParsedRequest, RequestHead
 from .http_reader import RequestReader
-from .http_response import ResponseError, build_head, error_response
+from .http_response import ResponseError, error_response
+from .http_writer import ClientNotReading, ResponseWriter
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall
-
     from .context import ServerContext
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HTTPFactory", "HTTPProtocol", "HTTPState", "ReadGate"]
-
-# Why reading from a connection is paused (bits of ReadGate.reasons).
-PIPELINING = 1
-LAYER = 2
-
+__all__ = ["HTTPFactory", "HTTPProtocol", "HTTPState"]
 
 class HTTPState(enum.Enum):
     """Where a connection is in its request/response cycle."""
@@ -56,29 +51,6 @@ class HTTPState(enum.Enum):
     RESPONDING = "writing a streamed response"
     UPGRADED = "handed over to WebSocket"
     CLOSED = "closed"
-
-
-class ReadGate:
-    """Reading from one transport, paused while any of several reasons (``PIPELINING``, ``LAYER``) holds."""
-
-    __slots__ = ("transport", "reasons")
-
-    def __init__(self, transport: interfaces.IPushProducer) -> None:
-        self.transport = transport
-        self.reasons = 0
-
-    def pause(self, reason: int) -> None:
-        """Stop reading for ``reason`` (no-op if already paused for it)."""
-        if not self.reasons:
-            self.transport.pauseProducing()
-        self.reasons |= reason
-
-    def resume(self, reason: int) -> None:
-        """``reason`` no longer holds; read again if no other does."""
-        if self.reasons & reason:
-            self.reasons &= ~reason
-            if not self.reasons:
-                self.transport.resumeProducing()
 
 
 class HTTPProtocol(protocol.Protocol):
@@ -99,10 +71,8 @@ class HTTPProtocol(protocol.Protocol):
         self.scheme = "http"
         self.keep_alive = True
         self.served = 0
-        # Timeouts: one timer per connection, moved only when a deadline comes sooner.
-        self.deadline: float | None = None
-        self.timer: IDelayedCall | None = None
-        self.timer_at = 0.0
+        # Every timeout of the connection, one at a time, on one timer.
+        self.deadline = Deadline(self.clock, self._expired)
         self.accepted_at = 0.0
         self.head_started: float | None = None
         self.body_progress = 0.0
@@ -110,12 +80,8 @@ class HTTPProtocol(protocol.Protocol):
         self.body = bytearray()
         self.body_dispatched = False
         self.body_stream: BodyStream | None = None
-        # Response bookkeeping.
-        self.response_chunked = False
-        self.response_body = True
-        self.status = 0
-        self.bytes_sent = 0
         self.outbound = OutboundBuffer(config.max_pending_bytes)
+        self.writer: ResponseWriter | None = None
         self.gate: ReadGate | None = None
 
     # -- connection events --------------------------------------------------
@@ -129,13 +95,14 @@ class HTTPProtocol(protocol.Protocol):
             self.scheme = "https"
         # The transport pauses the buffer's counting when its send buffer fills (a client not reading).
         self.transport.registerProducer(self.outbound, True)
+        self.writer = ResponseWriter(self.transport, self.outbound, ctx.server_name)
         self.gate = ReadGate(self.transport)
         self.accepted_at = self.clock.seconds()
         if ctx.shutting_down:
             self._close()
             return
         # The first request's head is due a head timeout after the accept, bytes or not.
-        self._set_deadline(self.accepted_at + ctx.config.request_head_timeout)
+        self.deadline.set(self.accepted_at + ctx.config.request_head_timeout)
 
     def dataReceived(self, data: bytes) -> None:
         state = self.state
@@ -185,7 +152,7 @@ class HTTPProtocol(protocol.Protocol):
                         # One deadline for the whole head, from its first byte (from the accept for the first).
                         self.head_started = now = self.clock.seconds()
                         start = self.accepted_at if not self.served else now
-                        self._set_deadline(start + self.ctx.config.request_head_timeout)
+                        self.deadline.set(start + self.ctx.config.request_head_timeout)
                     return
                 if not self._start(reader.requests[0]):
                     return
@@ -199,7 +166,7 @@ class HTTPProtocol(protocol.Protocol):
                     if self.state is not HTTPState.BODY:
                         return
                 if not current.complete:
-                    self._set_deadline(self.body_progress + self.ctx.config.request_body_timeout)
+                    self.deadline.set(self.body_progress + self.ctx.config.request_body_timeout)
                     return
                 self._body_complete()
             else:
@@ -266,11 +233,11 @@ class HTTPProtocol(protocol.Protocol):
             self.body_stream.push(body, True)
             if self.state is not HTTPState.BODY:
                 return
-            self.state = HTTPState.RESPONDING if self.status else HTTPState.WAITING
+            self.state = HTTPState.RESPONDING if self.writer.status else HTTPState.WAITING
         if self.state is HTTPState.WAITING and config.http_timeout is not None:
-            self._set_deadline(self.clock.seconds() + config.http_timeout)
+            self.deadline.set(self.clock.seconds() + config.http_timeout)
         else:
-            self.deadline = None
+            self.deadline.clear()
 
     def _dispatch(self, body: bytes, body_channel: str | None) -> bool:
         """Send the ``http.request`` message; False if it failed (connection answered)."""
@@ -332,89 +299,60 @@ class HTTPProtocol(protocol.Protocol):
         # A chunk reached the layer: the body is moving, even while reading is paused for it.
         if self.state is HTTPState.BODY:
             self.body_progress = self.clock.seconds()
-            self._set_deadline(self.body_progress + self.ctx.config.request_body_timeout)
+            self.deadline.set(self.body_progress + self.ctx.config.request_body_timeout)
 
     # -- the response -----------------------------------------------------------
 
     def handle_reply(self, message: dict[str, Any]) -> None:
         """Write one response message from the reply channel to the client."""
         state = self.state
+        writer = self.writer
         try:
-            if state is HTTPState.WAITING or (state is HTTPState.BODY and self.status == 0):
-                self._write_head(message)
+            if state is HTTPState.WAITING or (state is HTTPState.BODY and not writer.status):
+                if state is HTTPState.WAITING:
+                    self.state = HTTPState.RESPONDING
+                    self.deadline.clear()
+                done = writer.start(message, self.request, self.keep_alive)
+                self.keep_alive = writer.keep_alive
             elif state is HTTPState.RESPONDING or state is HTTPState.BODY:
                 if "status" in message:
                     # A second response head: the application failed part-way (its 500 follows a 200).
                     logger.warning("The application started a new response (%r) in the middle of the %d to "
-                                   "%s %s from %s; aborting the connection", message.get("status"), self.status,
+                                   "%s %s from %s; aborting the connection", message.get("status"), writer.status,
                                    self.request.method, self.request.path, self.client)
                     self._abort()
                     return
-                self._write_chunk(message.get("content", b""), message.get("more_content", False))
+                done = writer.chunk(message.get("content", b""), message.get("more_content", False))
             else:
                 logger.debug("Dropping reply for %s in state %s", self.client, state.name)
+                return
         except ResponseError as exc:
             logger.error("Bad response for %s %s from %s: %s", self.request.method, self.request.path, self.client, exc)
-            if self.status == 0:
-                self.status = 500
+            if not writer.status:
+                writer.status = 500
                 self.transport.write(error_response(500, "The application sent an invalid response"))
                 self._log_access(500, 0)
                 self._close()
             else:
                 self._abort()  # the head is out: only a cut-short response tells the client
-
-    def _write_head(self, message: dict[str, Any]) -> None:
-        head = self.request
-        response = build_head(message, head.http_version, head.method == "HEAD", self.keep_alive, self.ctx.server_name)
-        self.status = message["status"]
-        self.keep_alive = response.keep_alive
-        self.response_chunked = response.chunked
-        self.response_body = response.body_allowed
-        if self.state is HTTPState.WAITING:
-            self.state = HTTPState.RESPONDING
-            self.deadline = None
-        if self._write(response.data):
-            self._write_chunk(message.get("content", b""), message.get("more_content", False))
-
-    def _write_chunk(self, content: Any, more: bool) -> None:
-        if not isinstance(content, bytes):
-            raise ResponseError(f"response content must be bytes, not {type(content).__name__}")
-        if content and self.response_body:
-            self.bytes_sent += len(content)
-            if self.response_chunked:
-                if not self._write(b"%x\r\n" % len(content), content, b"\r\n"):
-                    return
-            elif not self._write(content):
-                return
-        if not more:
-            if self.response_chunked and self.response_body and not self._write(b"0\r\n\r\n"):
-                return
-            self._finish_response()
-
-    def _write(self, *parts: bytes) -> bool:
-        """Write to the client; False if it holds too much unread already (the connection is aborted)."""
-        outbound = self.outbound
-        if outbound.paused and outbound.add(sum(map(len, parts))):
+            return
+        except ClientNotReading as exc:
             head = self.request
-            logger.warning("Aborting the response to %s %s from %s: the client is not reading it (more than "
-                           "%d bytes held for it)", head.method, head.path, self.client, outbound.limit)
-            if self.reply_channel:
-                self._send_quietly("http.disconnect", {"reply_channel": self.reply_channel, "path": head.path})
+            logger.warning("Aborting the response to %s %s from %s: the client is not reading it (%s)",
+                           head.method, head.path, self.client, exc)
+            self._send_quietly("http.disconnect", {"reply_channel": self.reply_channel, "path": head.path})
             self._abort()
-            return False
-        if len(parts) == 1:
-            self.transport.write(parts[0])
-        else:
-            self.transport.writeSequence(parts)
-        return True
+            return
+        if done:
+            self._finish_response()
 
     def _finish_response(self) -> None:
         ctx = self.ctx
-        self._log_access(self.status, self.bytes_sent)
+        writer = self.writer
+        self._log_access(writer.status, writer.bytes_sent)
+        writer.reset()
         ctx.receiver.forget(self.reply_channel)
         self.reply_channel = None
-        self.status = 0
-        self.bytes_sent = 0
         self.served += 1
         if self.body_stream is not None:
             self.body_stream.close()  # answered: the application wants no more of the body
@@ -430,7 +368,7 @@ class HTTPProtocol(protocol.Protocol):
         if not reader.requests and reader.truncated:
             self._close()  # pipelined requests past the budget were left unread: the client retries them
             return
-        self._set_deadline(self.clock.seconds() + ctx.config.keepalive_timeout)
+        self.deadline.set(self.clock.seconds() + ctx.config.keepalive_timeout)
         self.gate.resume(PIPELINING)
         self._advance()
 
@@ -448,8 +386,8 @@ class HTTPProtocol(protocol.Protocol):
         logger.info("HTTP %d for %s %s: %s", status, self.client, head.path if head is not None else "-", reason)
         if state is HTTPState.CLOSED:
             return
-        if self.status == 0:
-            self.status = status
+        if not self.writer.status:
+            self.writer.status = status
             self.transport.write(error_response(status, reason, head is not None and head.method == "HEAD"))
             self._log_access(status, 0)
         if self.reply_channel:
@@ -460,11 +398,7 @@ class HTTPProtocol(protocol.Protocol):
         """Forget this connection: no more timers, reading or writing."""
         self.state = HTTPState.CLOSED
         self.ctx.http_connections.discard(self)
-        self.deadline = None
-        timer = self.timer
-        if timer is not None and timer.active():
-            timer.cancel()
-        self.timer = None
+        self.deadline.cancel()
         if self.body_stream is not None:
             self.body_stream.close()
 
@@ -480,28 +414,8 @@ class HTTPProtocol(protocol.Protocol):
         self._closed()
         self.transport.abortConnection()
 
-    def _set_deadline(self, when: float) -> None:
-        """Make ``when`` the moment the current timeout expires."""
-        self.deadline = when
-        if self.timer is None or when < self.timer_at:
-            self._arm(when)
-
-    def _arm(self, when: float) -> None:
-        timer = self.timer
-        if timer is not None and timer.active():
-            timer.cancel()
-        self.timer_at = when
-        self.timer = self.clock.callLater(max(0.0, when - self.clock.seconds()), self._expired)
-
     def _expired(self) -> None:
-        """The timer is due: time out, unless the deadline has moved on meanwhile."""
-        self.timer = None
-        deadline = self.deadline
-        if deadline is None or self.state is HTTPState.CLOSED:
-            return
-        if deadline > self.timer_at:
-            self._arm(deadline)  # moved later since the timer was set: wait on
-            return
+        """The current timeout has passed: act as the state says."""
         state = self.state
         config = self.ctx.config
         if state is HTTPState.HEAD:
@@ -531,11 +445,7 @@ class HTTPProtocol(protocol.Protocol):
         head = self.request
         self._closed()
         self.state = HTTPState.UPGRADED
-        data = b"".join([
-            b"%s %s HTTP/%s\r\n" % (head.method.encode("ascii"), head.target, head.http_version.encode("ascii")),
-            *[name + b": " + value + b"\r\n" for name, value in head.headers],
-            b"\r\n", self.reader.upgrade or b"",
-        ])
+        data = head.encode() + (self.reader.upgrade or b"")
         transport = self.transport
         transport.unregisterProducer()
         if self.gate.reasons:
