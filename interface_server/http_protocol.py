@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["HTTPFactory", "HTTPProtocol", "HTTPState"]
 
+
 class HTTPState(enum.Enum):
     """Where a connection is in its request/response cycle."""
 
@@ -235,7 +236,8 @@ class HTTPProtocol(protocol.Protocol):
                 return
             self.state = HTTPState.RESPONDING if self.writer.status else HTTPState.WAITING
         if self.state is HTTPState.WAITING and config.http_timeout is not None:
-            self.deadline.set(self.clock.seconds() + config.http_timeout)
+            # The body has just arrived: body_progress is the time of its last bytes.
+            self.deadline.set(self.body_progress + config.http_timeout)
         else:
             self.deadline.clear()
 
@@ -349,7 +351,8 @@ class HTTPProtocol(protocol.Protocol):
     def _finish_response(self) -> None:
         ctx = self.ctx
         writer = self.writer
-        self._log_access(writer.status, writer.bytes_sent)
+        if ctx.access_log is not None:
+            self._log_access(writer.status, writer.bytes_sent)
         writer.reset()
         ctx.receiver.forget(self.reply_channel)
         self.reply_channel = None
@@ -369,8 +372,10 @@ class HTTPProtocol(protocol.Protocol):
             self._close()  # pipelined requests past the budget were left unread: the client retries them
             return
         self.deadline.set(self.clock.seconds() + ctx.config.keepalive_timeout)
-        self.gate.resume(PIPELINING)
-        self._advance()
+        if self.gate.reasons:
+            self.gate.resume(PIPELINING)
+        if reader.requests or reader.in_head:
+            self._advance()  # a pipelined request, or part of one, arrived meanwhile
 
     def _log_access(self, status: int, length: int) -> None:
         head = self.request

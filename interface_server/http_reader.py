@@ -113,7 +113,7 @@ class RequestReader:
         self._feeding = len(data)
         if self.in_head:
             self._head_fed += len(data)
-        mark = self._size + len(self._url)
+        mark = self._size
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -131,12 +131,12 @@ class RequestReader:
         else:
             # Bound what is held for a field still arriving now, not when it ends (it may never).
             # Only a head or trailers can be held; chunk extensions are skipped, not kept.
-            if self._moved or self._size + len(self._url) != mark or not (self.in_head or self._chunk_open):
+            if self._moved or self._size != mark or not (self.in_head or self._chunk_open):
                 self._silent = 0
             else:
                 self._silent += len(data)
             if self._silent > self.max_header_size or (
-                    self.in_head and max(self._size + len(self._url), self._head_fed) > self.max_header_size):
+                    self.in_head and max(self._size, self._head_fed) > self.max_header_size):
                 self._refuse(HTTPError(431, "Request header fields too large"))
 
     def pop(self) -> ParsedRequest:
@@ -200,7 +200,8 @@ class RequestReader:
     def on_url(self, url: bytes) -> None:
         if self._continuing is None:
             self._url += url
-            if self._size + len(self._url) > self.max_header_size:
+            self._size += len(url)
+            if self._size > self.max_header_size:
                 raise HTTPError(414, "Request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -235,7 +236,7 @@ class RequestReader:
             return
         self.in_head = False
         parser = self._parser
-        size = self._size + len(self._url)
+        size = self._size
         if size > self.max_header_size:
             raise HTTPError(431, "Request header fields too large")
         version = _VERSIONS.get(parser.get_http_version())
@@ -252,7 +253,8 @@ class RequestReader:
                 raise _Truncate()
         self.requests.append(request)
         self._current = request
-        check_head(head, self._steer, parser.should_upgrade(), self.max_body_size)
+        steer = self._steer
+        check_head(head, steer, b"upgrade" in steer and parser.should_upgrade(), self.max_body_size)
 
     def on_body(self, data: bytes) -> None:
         self._moved = True

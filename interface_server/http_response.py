@@ -12,6 +12,10 @@ _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus
 _NO_BODY = frozenset({204, 304})
 # RFC 9110 token characters: a header name has only these (deleting them leaves nothing).
 _TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Header names already found to be tokens, with their lowercase form: an application sends the
+# same few names again and again, so each is checked once (bounded, against a flood of new ones).
+_CHECKED_NAMES: dict[bytes, bytes] = {}
+_CHECKED_MOST = 1024
 
 
 class ResponseError(Exception):
@@ -76,14 +80,20 @@ def build_head(
             name, value = pair
         except (TypeError, ValueError):
             raise ResponseError(f"response header must be a [name, value] pair, not {pair!r}") from None
-        name = _as_bytes(name, "header name")
-        value = _as_bytes(value, "header value")
-        if not name or name.translate(None, _TOKEN):
-            raise ResponseError(f"response header name {name!r} is not a token (a line break, colon, space, "
-                                f"NUL or other character a header name cannot have)")
+        if type(name) is not bytes:
+            name = _as_bytes(name, "header name")
+        if type(value) is not bytes:
+            value = _as_bytes(value, "header value")
+        lower = _CHECKED_NAMES.get(name)
+        if lower is None:
+            if not name or name.translate(None, _TOKEN):
+                raise ResponseError(f"response header name {name!r} is not a token (a line break, colon, space, "
+                                    f"NUL or other character a header name cannot have)")
+            lower = name.lower()
+            if len(_CHECKED_NAMES) < _CHECKED_MOST:
+                _CHECKED_NAMES[name] = lower
         if b"\r" in value or b"\n" in value or b"\0" in value:
             raise ResponseError(f"response header {name!r} has a line break or NUL in its value {value!r}")
-        lower = name.lower()
         if lower == b"content-length":
             has_length = True
         elif lower == b"transfer-encoding":

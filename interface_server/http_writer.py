@@ -74,8 +74,18 @@ class ResponseWriter:
         self.keep_alive = response.keep_alive
         self.chunked = response.chunked
         self.body = response.body_allowed
+        content = message.get("content", b"")
+        more = message.get("more_content", False)
+        if not more and not response.chunked and type(content) is bytes:
+            # The whole response in one message (the usual case): one write.
+            if content and response.body_allowed:
+                self.bytes_sent = len(content)
+                self._write(response.data, content)
+            else:
+                self._write(response.data)
+            return True
         self._write(response.data)
-        return self.chunk(message.get("content", b""), message.get("more_content", False))
+        return self.chunk(content, more)
 
     def chunk(self, content: Any, more: bool) -> bool:
         """Write the next part of the body (``more``: others follow).
