@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-body-size", type=int, default=100 * 1024 * 1024,
         help="Largest request body accepted; larger ones get 413 (default 104857600)")
     add("--max-header-size", type=int, default=64 * 1024,
-        help="Largest request head accepted; larger ones get 431 (default 65536)")
+        help="Largest request head accepted; larger ones get 431, a longer request line 414 (default 65536)")
     add("--max-pending-bytes", type=int, default=4 * 1024 * 1024,
         help="Most bytes held for a client that does not read what is sent to it, beyond the socket's buffer; "
              "past it a WebSocket is closed with 1008 (default 4194304)")

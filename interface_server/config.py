@@ -79,7 +79,10 @@ class ServerConfig:
         max_body_size: largest request body accepted (``413`` beyond it).
             Default 104857600 (100 MiB).
         max_header_size: largest request head (request line and headers)
-            accepted (``431`` beyond it). Default 65536.
+            accepted (``431`` beyond it, ``414`` when the request line alone
+            is longer); also the most a chunked body's trailers may take, and
+            the most pipelined requests read ahead of the one being answered
+            may take. Default 65536.
         websocket_receive_retry: seconds to keep retrying a ``websocket.receive``
             send that hit ``ChannelFull`` before closing with 1013. Default 1.
         sender_threads: threads that send hot-path messages to the layer, so
