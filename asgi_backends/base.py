@@ -474,10 +474,14 @@ class BaseChannelLayer:
             raise ValueError(f"max_messages must be a positive integer, not {max_messages!r}")
         return max_messages
 
+    def channel_full(self, channel: str) -> ChannelFull:
+        """The ``ChannelFull`` for a send refused at capacity (the name shortened: it may be a capability)."""
+        return self.ChannelFull(f"Channel {loggable_name(channel)!r} is at capacity ({self.get_capacity(channel)})")
+
     def refused_after_full(self, channel: str) -> ChannelFull:
         """The ``ChannelFull`` of a batch item following a refused one on the same channel."""
         return self.ChannelFull(
-            f"Channel {channel!r} is at capacity ({self.get_capacity(channel)}): an earlier message "
+            f"Channel {loggable_name(channel)!r} is at capacity ({self.get_capacity(channel)}): an earlier message "
             "to it in the same batch was refused, so this one was not queued ahead of it"
         )
 

@@ -455,6 +455,16 @@ class ConformanceTests:
             layer.send("conf.proc!c", {"n": 3})
         layer.send("conf.proc2!c", {"n": 3})
 
+    def test_a_full_reply_channel_is_not_named_whole_in_the_error(self):
+        layer = self.layer(process_capacity=1)
+        secret = "conf.reply!" + "f" * 24  # a reply channel's suffix is a capability
+        layer.send(secret, {"n": 1})
+        with pytest.raises(ChannelFull) as refused:
+            layer.send(secret, {"n": 2})
+        assert secret not in str(refused.value) and "conf.reply!ffff" in str(refused.value)
+        results = layer.send_batch([(secret, {"n": 3}), (secret, {"n": 4})])
+        assert all(isinstance(r, ChannelFull) and secret not in str(r) for r in results)
+
     def test_process_specific_prefix_capacity_defaults_to_process_capacity(self):
         # One interface server's clients share a prefix: a broadcast to more
         # sockets than ``capacity`` must still reach every one of them.

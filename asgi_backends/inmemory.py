@@ -60,7 +60,7 @@ class ChannelLayer(BaseChannelLayer):
         data = self.encode(message)
         with self._cond:
             if not self._put(channel, data):
-                raise self.ChannelFull(f"Channel {channel!r} is at capacity ({self.get_capacity(channel)})")
+                raise self.channel_full(channel)
             self._cond.notify_all()
 
     def _put(self, channel: str, data: bytes) -> bool:

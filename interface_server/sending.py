@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any, Callable, NamedTuple, Protocol
 
-from asgi_backends.base import ChannelLayer
+from asgi_backends.base import ChannelLayer, loggable_name
 from asgi_backends.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class Sender:
 
     def _failed(self, channel: str, on_error: OnError | None, exc: BaseException) -> None:
         if on_error is None:
-            logger.warning("Could not send on %s: %s", channel, exc)
+            logger.warning("Could not send on %s: %s", loggable_name(channel), exc)
         else:
             self.reactor.callFromThread(on_error, exc)
 
@@ -232,7 +232,7 @@ class Sender:
             self.layer.send(channel, message)
         except Exception as exc:
             if on_error is None:
-                logger.warning("Could not send on %s: %s", channel, exc)
+                logger.warning("Could not send on %s: %s", loggable_name(channel), exc)
             else:
                 on_error(exc)
 

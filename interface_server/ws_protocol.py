@@ -30,6 +30,8 @@ from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
+from asgi_backends.base import loggable_name
+
 from .flow import InboundFlow
 from .ws_framing import FramingProtocol
 from .ws_limits import (
@@ -142,7 +144,7 @@ class WebSocketProtocol(FramingProtocol):
         if ctx.access_log is not None:
             ctx.access_log.websocket("WSCONNECTING", client, head.path)
         if ctx.verbose:
-            logger.info("WebSocket %s from %s connecting on %s", head.path, client, self.reply_channel)
+            logger.info("WebSocket %s from %s connecting on %s", head.path, client, loggable_name(self.reply_channel))
         ctx.sender.send(self.number, "websocket.connect", message, self._connect_failed)
         return handshake
 

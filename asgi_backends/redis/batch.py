@@ -75,9 +75,7 @@ class BatchOperations:
                         results[index] = self.refused_after_full(channel)
                     else:
                         refused.add(queue)
-                        results[index] = self.ChannelFull(
-                            f"Channel {channel!r} is at capacity ({self.get_capacity(channel)})"
-                        )
+                        results[index] = self.channel_full(channel)
         return results
 
     def receive_batch(

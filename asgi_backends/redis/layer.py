@@ -166,7 +166,7 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
         stats = self.prefix + "stats:"
         args = (self.prefix, queue, channel, data, self._expiry_ms, self.get_capacity(channel))
         if not shard.run("send", (key, stats + queue, stats), args):
-            raise self.ChannelFull(f"Channel {channel!r} is at capacity ({self.get_capacity(channel)})")
+            raise self.channel_full(channel)
 
     def receive(self, channels: list[str], block: bool = False) -> tuple[str | None, Message | None]:
         """Take the oldest message from one of ``channels``.

@@ -213,7 +213,7 @@ class SQLiteChannelLayer(BaseChannelLayer):
         if delivery is not None:
             self._transport.deliver(delivery)
         if not accepted:
-            raise self.ChannelFull(f"Channel {channel!r} is at capacity ({capacity})")
+            raise self.channel_full(channel)
 
     # -- receiving ----------------------------------------------------------
 
