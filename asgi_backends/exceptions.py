@@ -33,6 +33,17 @@ class LayerUnavailable(ChannelLayerError):
     """The layer's backing store cannot be reached right now.
 
     Raised, for example, by the Redis layer while its server is down. The
-    operation did not happen; the layer reconnects by itself, so retrying
-    later is safe.
+    layer reconnects by itself.
+
+    Attributes:
+        may_have_run: False when the operation provably did not happen
+            (the store could not be reached or the request never left), so
+            retrying it is safe; True when the connection broke after the
+            request was sent, so the store may have carried it out (a send
+            may be queued): retrying a send then risks delivering it twice,
+            which at-most-once delivery forbids.
     """
+
+    def __init__(self, message: str, may_have_run: bool = False) -> None:
+        super().__init__(message)
+        self.may_have_run = may_have_run

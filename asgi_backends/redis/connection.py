@@ -4,7 +4,10 @@ A :class:`Shard` is one Redis server (or one Sentinel-managed service): a
 connection per thread for the hot path plus a pool for the rest. It runs
 the layer's Lua scripts by SHA, reloading a script when Redis answers
 ``NOSCRIPT`` (after a restart), and turns connection failures into
-:class:`~asgi_backends.exceptions.LayerUnavailable`.
+:class:`~asgi_backends.exceptions.LayerUnavailable`. A command is never
+sent twice unless it provably did not reach Redis the first time: a reply
+lost after the write is raised (``may_have_run``), not retried, because a
+resent ``send`` would queue its message twice.
 A :class:`HashRing` maps channel names to shards by consistent hashing, so
 adding a host moves only a share of the channels.
 """
@@ -15,6 +18,9 @@ import bisect
 import hashlib
 import logging
 import os
+import select
+import socket
+import ssl
 import threading
 import weakref
 from typing import Any, Sequence
@@ -65,11 +71,13 @@ def describe_host(host: Any) -> str:
     raise TypeError(f"Each Redis host must be a URL or a (host, port) tuple, not {host!r}")
 
 def make_retry() -> Retry:
-    """One immediate retry, on connection errors only.
+    """One immediate retry, on connection errors only, for the pooled client.
 
-    It replaces a pooled connection that died with a Redis restart. Timeouts
-    are not retried: a script may have run before its answer was lost, and
-    running it twice could deliver a message twice.
+    It replaces a pooled connection that died with a Redis restart. redis-py
+    retries a command whose reply was lost too, so only idempotent commands
+    go through the pooled client (``flush``'s ``SCAN``/``UNLINK``); scripts
+    and sends run on the per-thread connections (:meth:`Shard._call`),
+    which never send a written command again.
     """
     return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
@@ -93,6 +101,45 @@ def make_pool(host: Any, pool_size: int, connection_kwargs: dict[str, Any]) -> r
     return redis.BlockingConnectionPool(
         host=host[0], port=host[1], max_connections=pool_size, timeout=options.get("socket_timeout"), **options
     )
+
+class ReplyLost(RedisConnectionError):
+    """The connection broke after a command was written: Redis may have run it, so it is not sent again."""
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """True if an idle connection has been closed by Redis (or holds bytes nobody asked for).
+
+    Redis closes its clients' sockets when it restarts; the end of stream
+    is then waiting on ours. Looking before writing (one non-blocking
+    peek) tells a dead connection from a live one while resending is still
+    safe: nothing has been sent yet.
+    """
+    if isinstance(sock, ssl.SSLSocket):
+        return False  # no MSG_PEEK on TLS: a dead one fails at the write or the read instead
+    # poll, not a non-blocking recv: a socket with a timeout waits in recv whatever its flags.
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    if not poller.poll(0):
+        return False  # nothing waiting: the connection is in step
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except OSError:
+        pass
+    return True  # end of stream, a reset, or unexpected bytes: not fit to carry a command
+
+
+def _send(connection: Connection, packed: Any) -> None:
+    """Write a packed command, (re)connecting first when the connection is closed or dead."""
+    sock = connection._sock
+    if sock is not None and _closed_by_server(sock):
+        connection.disconnect()
+        sock = None
+    if sock is None:
+        # Connect explicitly: Sentinel-managed connections look up the
+        # current master in connect().
+        connection.connect()
+    connection.send_packed_command(packed, check_health=False)
+
 
 _SHARDS: weakref.WeakSet[Shard] = weakref.WeakSet()
 
@@ -141,28 +188,39 @@ class Shard:
             return connection
 
     def _call(self, args: Sequence[Any]) -> Any:
+        """Send one command on this thread's connection and return its reply.
+
+        At most once: a command is sent again only when it provably never
+        reached Redis (the connect or the write failed). Once it was
+        written, a broken connection raises :class:`ReplyLost` instead,
+        because Redis may already have run it.
+        """
         connection = self._connection()
         packed = [_pack(args)] if _pack is not None else connection.pack_command(*args)
         try:
-            if connection._sock is None:
-                # Connect explicitly: Sentinel-managed connections look up
-                # the current master in connect().
-                connection.connect()
-            connection.send_packed_command(packed, check_health=False)
-            return connection.read_response()
+            _send(connection, packed)
         except AuthenticationError:
             connection.disconnect()
             raise  # wrong credentials: not an outage, retrying cannot help
         except RedisConnectionError:
-            # Most often a connection that died with a Redis restart: one
-            # fresh attempt. (Timeouts are not retried: the command may have
-            # run before its answer was lost.)
+            # Nothing reached Redis whole (a failed write sent at most a
+            # prefix of the command): one fresh attempt is safe.
             connection.disconnect()
-            connection.connect()
-            connection.send_packed_command(packed, check_health=False)
+            try:
+                _send(connection, packed)
+            except BaseException:
+                connection.disconnect()
+                raise
+        except BaseException:
+            connection.disconnect()
+            raise
+        try:
             return connection.read_response()
         except ResponseError:
             raise  # an error reply: the connection is in step and reusable
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            connection.disconnect()
+            raise ReplyLost(f"{exc}; the command was sent, so Redis may have run it") from exc
         except BaseException:
             # Interrupted mid-reply: the connection is out of step.
             connection.disconnect()
@@ -199,7 +257,11 @@ class Shard:
             raise self.unavailable(exc) from exc
 
     def unavailable(self, exc: Exception) -> LayerUnavailable:
-        """Return the error to raise for a failed connection."""
+        """Return the error to raise for a failed connection (``may_have_run`` after a lost reply)."""
+        if isinstance(exc, ReplyLost):
+            return LayerUnavailable(
+                f"Redis at {self.label} is unreachable ({exc}); the operation may have completed. "
+                "The layer reconnects by itself.", may_have_run=True)
         return LayerUnavailable(
             f"Redis at {self.label} is unreachable ({exc}); the operation did not complete. "
             "The layer reconnects by itself: retry once Redis is back."

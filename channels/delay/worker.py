@@ -31,6 +31,7 @@ from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
 from asgi_backends.base import ChannelLayer
+from asgi_backends.exceptions import LayerUnavailable
 from asgi_backends.retry import Outage, RetryPolicy
 
 from .models import DelayedMessage, InvalidDelayedMessage
@@ -184,12 +185,20 @@ class DelayWorker:
     def send_one(self, row: DelayedMessage) -> int:
         """Send one due row and delete it in one transaction; return 1 if this call sent it."""
         full = self.channel_layer.ChannelFull
+        lost_reply: LayerUnavailable | None = None
         try:
             with transaction.atomic():
                 deleted, _ = DelayedMessage.objects.filter(pk=row.pk).delete()
                 if not deleted:
                     return 0  # another delay server sent it
-                self.channel_layer.send(row.channel_name, row.message())
+                try:
+                    self.channel_layer.send(row.channel_name, row.message())
+                except LayerUnavailable as exc:
+                    if not exc.may_have_run:
+                        raise
+                    # The layer may have queued it before the connection broke: sending it
+                    # again could deliver it twice, so the row goes (at most once).
+                    lost_reply = exc
         except full:
             self._retry_full(row)
             return 0
@@ -199,6 +208,11 @@ class DelayWorker:
             # The transaction rolled back: the row stays and is tried again.
             self._stopping.wait(self._send_outage.failed(exc))
             return 0
+        if lost_reply is not None:
+            logger.warning("A delayed message for %s may not have been delivered (%s); not sending it again",
+                           row.channel_name, lost_reply)
+            self._stopping.wait(self._send_outage.failed(lost_reply))
+            return 1
         self._send_outage.succeeded()
         logger.debug("Sent a delayed message to %s", row.channel_name)
         return 1

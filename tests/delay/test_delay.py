@@ -7,6 +7,8 @@ import datetime
 import pytest
 from django.utils import timezone
 
+from asgi_backends.exceptions import LayerUnavailable
+from asgi_backends.retry import RetryPolicy
 from channels import channel_layers
 from channels.delay.models import DelayedMessage, InvalidDelayedMessage
 from channels.delay.worker import DelayWorker
@@ -113,3 +115,41 @@ class SendingTests(ChannelTestCase):
         nominal = datetime.timedelta(seconds=min(FULL_RETRY.max_delay, FULL_RETRY.first_delay * 2 ** 3))
         assert row.attempts == 4
         assert before + nominal * (1 - FULL_RETRY.jitter) < row.due_date <= after + nominal
+
+
+class Unreachable:
+    """The test layer, but every send raises ``LayerUnavailable`` with the given ``may_have_run``."""
+
+    def __init__(self, real, may_have_run):
+        self.real = real
+        self.may_have_run = may_have_run
+
+    def send(self, channel, message):
+        raise LayerUnavailable("Redis is unreachable", may_have_run=self.may_have_run)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+class OutageTests(ChannelTestCase):
+    """A send the layer could not complete: kept when it provably did not run, dropped when it may have."""
+
+    def worker(self, may_have_run):
+        worker = DelayWorker(Unreachable(layer(), may_have_run), signal_handlers=False)
+        worker._send_outage.policy = RetryPolicy(timeout=0, first_delay=0.001, max_delay=0.001)
+        return worker
+
+    def test_a_send_that_did_not_run_keeps_its_row_for_the_next_try(self):
+        worker = self.worker(False)
+        row = worker.store({"channel": "out", "content": {"x": 1}, "delay": 0})
+        with self.assertLogs("channels.delay.worker", "WARNING"):
+            assert worker.send_one(row) == 0
+        assert DelayedMessage.objects.filter(pk=row.pk).exists()
+
+    def test_a_send_whose_reply_was_lost_is_not_sent_again(self):
+        worker = self.worker(True)
+        row = worker.store({"channel": "out", "content": {"x": 1}, "delay": 0})
+        with self.assertLogs("channels.delay.worker", "WARNING") as logs:
+            assert worker.send_one(row) == 1
+        assert "not sending it again" in "\n".join(logs.output)
+        assert not DelayedMessage.objects.exists()
