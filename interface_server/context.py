@@ -24,7 +24,7 @@ from .access import AccessLogger
 from .config import ServerConfig
 from .proxy import TrustedProxies
 from .replies import ReplyReceiver, make_prefix
-from .sending import Flow, OnError, Sender
+from .sending import Flow, OnError, Sender, layer_outage
 from .ws_protocol import WebSocketProtocol, build_ws_factory
 
 if TYPE_CHECKING:
@@ -86,7 +86,9 @@ class ServerContext:
         self.reactor = reactor
         self.now: Callable[[], float] = reactor.seconds
         self.prefix = make_prefix()
-        self.receiver = ReplyReceiver(layer, self.prefix, reactor)
+        # One outage for the reply receiver and the sender: one line when the layer goes away, one when it is back.
+        self.outage = layer_outage()
+        self.receiver = ReplyReceiver(layer, self.prefix, reactor, self.outage)
         self._sender = sender
         self.access_log = AccessLogger(config.access_log) if config.access_log is not None else None
         self.proxies = TrustedProxies(config.proxy_headers_from)
@@ -110,7 +112,7 @@ class ServerContext:
         if sender is None:
             config = self.config
             sender = self._sender = Sender(self.layer, self.reactor, config.sender_threads,
-                                           config.websocket_receive_retry)
+                                           config.websocket_receive_retry, self.outage)
         return sender
 
     @sender.setter

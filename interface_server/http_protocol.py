@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import interfaces, protocol
 
 from asgi_backends.base import loggable_name
+from asgi_backends.exceptions import LayerUnavailable
 
 from .deadline import Deadline
 from .flow import OutboundBuffer
@@ -286,7 +287,9 @@ class HTTPProtocol(protocol.Protocol):
         elif isinstance(exc, layer.MessageTooLarge):
             self.fail(413, "Request too large for the channel layer")
         else:
-            logger.error("Could not send http.request for %s %s from %s: %s", head.method, head.path, self.client, exc)
+            if not isinstance(exc, LayerUnavailable):  # an outage is logged once, by the sender
+                logger.error("Could not send http.request for %s %s from %s: %s", head.method, head.path,
+                             self.client, exc)
             self.fail(503, "Channel layer unavailable, try again later")
 
     def _body_failed(self, exc: BaseException) -> None:
@@ -294,7 +297,8 @@ class HTTPProtocol(protocol.Protocol):
         if self.state is HTTPState.CLOSED:
             return
         head = self.request
-        logger.error("Could not send a body chunk of %s %s from %s: %s", head.method, head.path, self.client, exc)
+        if not isinstance(exc, LayerUnavailable):  # an outage is logged once, by the sender
+            logger.error("Could not send a body chunk of %s %s from %s: %s", head.method, head.path, self.client, exc)
         self.fail(503, "Channel layer unavailable, try again later")
 
     def _body_progressed(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from twisted.internet import reactor as default_reactor
 
 from asgi_backends.base import BaseChannelLayer, ChannelLayer, loggable_name
+from asgi_backends.retry import Outage
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +57,12 @@ class ReplyReceiver:
         layer: the channel layer.
         prefix: the process-specific prefix to receive on (ends in ``!``).
         reactor: the Twisted reactor the targets live in.
+        outage: paces the retries while the layer is down (exponential
+            backoff with jitter) and logs one line when it goes away and
+            one when it is back; the server shares it with its sender.
     """
 
-    def __init__(self, layer: ChannelLayer, prefix: str, reactor: Any = None) -> None:
+    def __init__(self, layer: ChannelLayer, prefix: str, reactor: Any = None, outage: Outage | None = None) -> None:
         if not prefix.endswith("!"):
             raise ValueError(f"reply prefix must end in '!', not {prefix!r}")
         self.layer = layer
@@ -68,6 +72,7 @@ class ReplyReceiver:
         self._running = False
         self._thread: threading.Thread | None = None
         self.native = _has_native_twisted_receive(layer)
+        self.outage = outage or Outage(logger, "Receiving replies from the channel layer")
 
     def new_channel(self, target: ReplyTarget) -> str:
         """Return a fresh reply channel name and route its messages to ``target``."""
@@ -116,36 +121,33 @@ class ReplyReceiver:
             return
         try:
             deferred = self.layer.receive_twisted([self.prefix])
-        except Exception:
-            logger.exception("Channel layer receive failed; retrying in 1s")
-            self.reactor.callLater(1.0, self._receive_native)
+        except Exception as exc:
+            self.reactor.callLater(self.outage.failed(exc), self._receive_native)
             return
         deferred.addCallbacks(self._native_result, self._native_error)
 
     def _native_result(self, result: tuple[str | None, dict | None]) -> None:
+        self.outage.succeeded()
         self.dispatch(*result)
         self._receive_native()
 
     def _native_error(self, failure: Any) -> None:
-        logger.error("Channel layer receive failed (%s); retrying in 1s", failure.getErrorMessage())
-        self.reactor.callLater(1.0, self._receive_native)
+        self.reactor.callLater(self.outage.failed(failure.value), self._receive_native)
 
     def _receive_blocking(self) -> None:
         channels = [self.prefix]
         call = self.reactor.callFromThread
         dispatch = self.dispatch_many
         receive_batch = self.layer.receive_batch
-        backoff = 0.1
+        outage = self.outage
         while self._running:
             try:
                 batch = receive_batch(channels, REPLY_BATCH, block=True)
             except Exception as exc:
-                # Redis down and the like: keep the thread alive and retry.
-                logger.error("Channel layer receive failed (%s); retrying in %.1fs", exc, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                # Redis down and the like: keep the thread alive and retry, backing off.
+                time.sleep(outage.failed(exc))  # nothing to wait on: the layer is what we would wait for
                 continue
-            backoff = 0.1
+            outage.succeeded()
             if batch:
                 call(dispatch, batch)
 

@@ -27,7 +27,8 @@ import time
 from typing import Any, Callable, NamedTuple, Protocol
 
 from asgi_backends.base import ChannelLayer, loggable_name
-from asgi_backends.retry import RetryPolicy
+from asgi_backends.exceptions import LayerUnavailable
+from asgi_backends.retry import Outage, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +73,14 @@ class Sender:
             the caller asked for retries, with the pauses of
             :class:`asgi_backends.retry.RetryPolicy` (5 ms doubling to 100 ms,
             jittered).
+        outage: logs a layer outage (``LayerUnavailable``) once when it
+            starts and once when it ends, instead of a line per message;
+            shared with the server's reply receiver. Nothing is retried
+            for it: each message's ``on_error`` hears of the failure at once.
     """
 
-    def __init__(self, layer: ChannelLayer, reactor: Any, threads: int = 4, full_retry: float = 1.0) -> None:
+    def __init__(self, layer: ChannelLayer, reactor: Any, threads: int = 4, full_retry: float = 1.0,
+                 outage: Outage | None = None) -> None:
         if threads < 0:
             raise ValueError(f"threads must be 0 or more, not {threads!r}")
         if isinstance(full_retry, bool) or not isinstance(full_retry, (int, float)) or full_retry < 0:
@@ -83,6 +89,7 @@ class Sender:
         self.reactor = reactor
         self.full_retry = full_retry
         self.full_policy = RetryPolicy(timeout=full_retry)
+        self.outage = outage or layer_outage()
         self.queues: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(threads)]
         self.threads = [
             threading.Thread(target=self._run, args=(q,), name=f"layer-sender-{i}", daemon=True)
@@ -170,7 +177,11 @@ class Sender:
             results = layer.send_batch([(job.channel, job.message) for job in batch])
         except Exception as exc:
             # Redis down and the like: every message of the batch met it.
+            if isinstance(exc, LayerUnavailable):
+                self.outage.failed(exc)
             results = [exc] * len(batch)
+        else:
+            self.outage.succeeded()
         retry: list[tuple[Job, BaseException]] = []
         for job, result in zip(batch, results):
             if result is not None:
@@ -207,6 +218,8 @@ class Sender:
             try:
                 results = layer.send_batch([(job.channel, job.message) for job in jobs])
             except Exception as exc:
+                if isinstance(exc, LayerUnavailable):
+                    self.outage.failed(exc)
                 results = [exc] * len(jobs)
             refused = []
             for job, result in zip(jobs, results):
@@ -220,7 +233,11 @@ class Sender:
 
     def _failed(self, channel: str, on_error: OnError | None, exc: BaseException) -> None:
         if on_error is None:
-            logger.warning("Could not send on %s: %s", loggable_name(channel), exc)
+            if isinstance(exc, LayerUnavailable):
+                # The outage's own line says so; one per message would flood the log.
+                logger.debug("Could not send on %s: %s", loggable_name(channel), exc)
+            else:
+                logger.warning("Could not send on %s: %s", loggable_name(channel), exc)
         else:
             self.reactor.callFromThread(on_error, exc)
 
@@ -247,6 +264,12 @@ class Sender:
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def layer_outage() -> Outage:
+    """The :class:`~asgi_backends.retry.Outage` of one interface server: the lines it logs while its layer is down."""
+    return Outage(logger, "Talking to the channel layer",
+                  meanwhile="HTTP requests get 503 and WebSocket messages close with 1013 until it answers")
 
 
 def split_batch(jobs: list[Job]) -> tuple[list[Job], list[Job]]:

@@ -31,6 +31,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
 from asgi_backends.base import loggable_name
+from asgi_backends.exceptions import LayerUnavailable
 
 from .flow import InboundFlow
 from .ws_framing import FramingProtocol
@@ -165,7 +166,7 @@ class WebSocketProtocol(FramingProtocol):
         if self.ws_state is not WSState.CONNECTING or self.handshake is None:
             return
         full = isinstance(exc, self.ctx.layer.ChannelFull)
-        if not full:
+        if not full and not isinstance(exc, LayerUnavailable):  # an outage is logged once, by the sender
             logger.error("Could not send websocket.connect for %s from %s: %s", self.head.path, self.client, exc)
         self.ctx.receiver.forget(self.reply_channel)
         self.reply_channel = None  # the application never heard of it: no disconnect either
@@ -305,6 +306,10 @@ class WebSocketProtocol(FramingProtocol):
             logger.warning("websocket.receive for %s from %s is too large for the channel layer (%s); "
                            "closing with %d", self.head.path, self.client, exc, CLOSE_MESSAGE_TOO_BIG)
             self.close_with(CLOSE_MESSAGE_TOO_BIG)
+        elif isinstance(exc, LayerUnavailable):
+            # Down for now (the sender logs the outage once): try again later, as for a full channel.
+            logger.debug("Channel layer unavailable; closing %s from %s with 1013", self.head.path, self.client)
+            self.close_with(CLOSE_TRY_AGAIN_LATER)
         else:
             logger.error("Could not send websocket.receive for %s from %s: %s", self.head.path, self.client, exc)
             self.close_with(CLOSE_INTERNAL_ERROR)

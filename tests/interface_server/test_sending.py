@@ -110,3 +110,37 @@ def test_sender_with_no_full_retry_reports_the_first_refusal():
     assert isinstance(errors[0], layer.ChannelFull) and calls == [1]  # no retry
     with pytest.raises(ValueError, match="full_retry"):
         Sender(layer, Reactor(), threads=0, full_retry=-1)
+
+
+def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog):
+    from asgi_backends.exceptions import LayerUnavailable
+
+    layer = ChannelLayer()
+    send_batch = layer.send_batch
+    down = threading.Event()
+    down.set()
+
+    def flaky_send_batch(items):
+        if down.is_set():
+            raise LayerUnavailable("Redis at test is unreachable")
+        return send_batch(items)
+
+    layer.send_batch = flaky_send_batch
+    errors = []
+    sender = Sender(layer, Reactor(), threads=1)
+    with caplog.at_level("DEBUG", logger="interface_server"):
+        for n in range(20):
+            sender.send(n, "websocket.disconnect", {"n": n})  # no on_error: the sender's own line
+            sender.send(n, "http.request", {"n": n}, errors.append)
+        deadline = time.monotonic() + 10
+        while len(errors) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the sender thread reports through the test reactor
+        down.clear()
+        sender.send(99, "http.request", {"n": 99}, errors.append)
+        assert layer.receive(["http.request"], block=True) == ("http.request", {"n": 99})
+        sender.close()
+    assert len(errors) == 20 and all(isinstance(e, LayerUnavailable) for e in errors)
+    lines = [r.getMessage() for r in caplog.records if r.levelname != "DEBUG"]
+    assert len(lines) == 2, lines  # not one per message
+    assert lines[0].startswith("Talking to the channel layer failed: Redis at test is unreachable; HTTP requests get 503")
+    assert lines[1].startswith("Talking to the channel layer works again after")
