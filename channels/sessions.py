@@ -109,6 +109,10 @@ def find_message(args: tuple) -> Message:
 def channel_session(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give the consumer ``message.channel_session``, saved afterwards if modified.
 
+    After a ``websocket.disconnect`` consumer the session is deleted
+    instead: nothing can use it any more, and left in place it would fill
+    the session store for ``SESSION_COOKIE_AGE``.
+
     Raises (when called):
         ValueError: the message has no ``reply_channel``.
     """
@@ -125,7 +129,11 @@ def channel_session(func: Callable[..., Any]) -> Callable[..., Any]:
         session = session_for_reply_channel(message.reply_channel.name)
         message.channel_session = session
         result = func(*args, **kwargs)
-        if session.modified:
+        if message.channel.name == "websocket.disconnect":
+            # The connection is over and its reply channel never comes back:
+            # kept, the session would only wait out SESSION_COOKIE_AGE.
+            session.delete()
+        elif session.modified:
             save_channel_session(session)
         return result
 

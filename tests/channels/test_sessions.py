@@ -203,3 +203,23 @@ def test_sessions_under_the_old_unkeyed_key_move_to_the_new_one(layer):
     store_under_old_key("websocket.send!late", {"room": "ignored"})
     with override_settings(CHANNELS_READ_LEGACY_SESSION_KEYS=False):
         assert receive(ws(layer, reply="websocket.send!late")) is None
+
+
+def test_channel_session_is_deleted_after_the_disconnect_consumer(layer):
+    @channel_session
+    def connect(message):
+        message.channel_session["room"] = "lobby"
+
+    seen = []
+
+    @channel_session
+    def disconnect(message):
+        seen.append(message.channel_session.get("room"))
+        message.channel_session["left"] = True
+
+    connect(ws(layer, "websocket.connect"))
+    key = session_for_reply_channel("websocket.send!abc").session_key
+    assert SessionStore().exists(key)
+    disconnect(ws(layer, "websocket.disconnect", code=1000))
+    assert seen == ["lobby"]  # the consumer still had it
+    assert not SessionStore().exists(key)
