@@ -23,6 +23,7 @@ from asgi_backends.base import ChannelLayer
 from .access import AccessLogger
 from .config import ServerConfig
 from .proxy import TrustedProxies
+from .repeats import RepeatedWarnings
 from .replies import ReplyReceiver, make_prefix
 from .sending import Flow, OnError, Sender, layer_outage
 from .ws_protocol import WebSocketProtocol, build_ws_factory
@@ -88,6 +89,8 @@ class ServerContext:
         self.prefix = make_prefix()
         # One outage for the reply receiver and the sender: one line when the layer goes away, one when it is back.
         self.outage = layer_outage()
+        # Refusals under load (a full channel) come in floods: the first of each kind, then a count.
+        self.warnings = RepeatedWarnings(reactor)
         self.receiver = ReplyReceiver(layer, self.prefix, reactor, self.outage)
         self._sender = sender
         self.access_log = AccessLogger(config.access_log) if config.access_log is not None else None

@@ -282,7 +282,8 @@ class HTTPProtocol(protocol.Protocol):
         self.body_dispatched = False  # the application never saw it: no http.disconnect either
         layer = self.ctx.layer
         if isinstance(exc, layer.ChannelFull):
-            logger.warning("http.request channel full; answering 503 to %s for %s", self.client, head.path)
+            self.ctx.warnings.warn(logger, "http.request channel full; answering 503 to %s for %s", self.client,
+                                   head.path)
             self.fail(503, "Server is at capacity, try again later")
         elif isinstance(exc, layer.MessageTooLarge):
             self.fail(413, "Request too large for the channel layer")

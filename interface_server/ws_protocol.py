@@ -299,7 +299,8 @@ class WebSocketProtocol(FramingProtocol):
             return
         layer = self.ctx.layer
         if isinstance(exc, layer.ChannelFull):
-            logger.warning("websocket.receive full for %s; closing %s with 1013", self.head.path, self.client)
+            self.ctx.warnings.warn(logger, "websocket.receive full for %s; closing %s with 1013", self.head.path,
+                                   self.client)
             self.close_with(CLOSE_TRY_AGAIN_LATER)
         elif isinstance(exc, layer.MessageTooLarge):
             # Only when websocket_max_message_size was set above what the layer carries.
@@ -384,8 +385,9 @@ class WebSocketProtocol(FramingProtocol):
         if state is WSState.CONNECTING:
             deadline = self.connect_deadline
             if deadline is not None and now > deadline and self.handshake is not None:
-                logger.warning("Application did not answer websocket.connect for %s from %s in %gs; refusing it",
-                               self.head.path, self.client, self.ctx.config.websocket_connect_timeout)
+                self.ctx.warnings.warn(logger, "Application did not answer websocket.connect for %s from %s in %gs; "
+                                       "refusing it", self.head.path, self.client,
+                                       self.ctx.config.websocket_connect_timeout)
                 self._deny(503, "Application did not answer in time")
             return
         if state is not WSState.OPEN:
