@@ -23,6 +23,7 @@ import threading
 from typing import Any, Iterable, Protocol
 
 from asgi_backends.base import ChannelLayer, loggable_name
+from asgi_backends.exceptions import LayerUnavailable
 from asgi_backends.retry import Outage
 
 from .exceptions import ConsumeLater
@@ -124,8 +125,10 @@ class Worker:
         self._stopping = threading.Event()
         self._signals_seen = 0
         self._requeuer = Requeuer(channel_layer)
-        # One per process: its loops share the backoff and log an outage once.
-        self._outage = Outage(logger, "Receiving from the channel layer")
+        # One per process: its loops and its consumers share the backoff and log an outage once.
+        self._outage = Outage(logger, "Talking to the channel layer",
+                              meanwhile="retrying with backoff until it answers; a consumer that cannot send "
+                                        "loses its message (at most once)")
         self._threads: list[threading.Thread] = []
         self._match = router.match
         self._make_message = self.hooks.make_message
@@ -291,6 +294,10 @@ class Worker:
             self._call(consumer, message, kwargs)
         except ConsumeLater:
             self.requeue(channel, content)
+        except LayerUnavailable as exc:
+            # The layer went away under the consumer: one line per outage (not a traceback per
+            # message), and no 500 either, which could not be sent. The message is dropped.
+            self._outage.failed(exc)
         except Exception as exc:
             logger.exception(
                 "Consumer %s raised on channel %s (reply channel %s)",

@@ -95,6 +95,33 @@ def test_exception_is_logged_and_worker_goes_on_and_http_gets_500(layer, caplog)
         worker.join(5)
 
 
+def test_a_consumer_the_layer_failed_under_logs_the_outage_not_a_traceback_and_sends_no_500(layer, caplog):
+    from asgi_backends.exceptions import LayerUnavailable
+
+    seen = []
+
+    def sending(message):
+        seen.append(message["n"])
+        if message["n"] == 0:
+            raise LayerUnavailable("Redis at test is unreachable")
+
+    worker = running(layer, {"http.request": sending})
+    try:
+        with caplog.at_level(logging.DEBUG, logger="worker"):
+            for n in range(2):
+                layer.send("http.request", {"n": n, "reply_channel": f"http.response!{n}"})
+            wait_until(lambda: seen == [0, 1])
+            wait_until(lambda: sum(r.levelno >= logging.WARNING for r in caplog.records) == 2)
+        lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert lines[0].startswith("Talking to the channel layer failed: Redis at test is unreachable")
+        assert lines[1].startswith("Talking to the channel layer works again")  # the next receive worked
+        assert "Traceback" not in caplog.text
+        assert layer.receive(["http.response!"]) == (None, None)  # no 500 attempted
+    finally:
+        worker.stop()
+        worker.join(5)
+
+
 def test_consume_later_retries_with_growing_delay_then_drops(layer, caplog):
     times = []
 
