@@ -136,14 +136,18 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
 
     def _route(self, channel: str) -> tuple[Shard, str]:
         """Return the shard and list key of a channel (process-specific: of its prefix)."""
+        queue = non_local_name(channel)
         try:
-            return self._route_cache[channel]
+            return self._route_cache[queue]
         except KeyError:
             pass
-        queue = non_local_name(channel)
         route = (self._ring.shard_for(queue), self.prefix + queue)
-        if len(self._route_cache) < 10000:
-            self._route_cache[channel] = route
+        # Cached by queue: a reply channel's unique name (a!xyz) shares its
+        # prefix's entry; a single-reader name (a?xyz) is drawn fresh for
+        # one connection, so it is not cached. Caching full names filled the
+        # cache with 10,000 one-off entries (1.6 MiB) in every worker.
+        if "?" not in queue and len(self._route_cache) < 10000:
+            self._route_cache[queue] = route
         return route
 
     # -- send and receive ------------------------------------------------------
