@@ -323,15 +323,7 @@ async def room_socket(client: Client, events: list, got: list, ready: asyncio.Ev
         attempt = 0
         events.append([now(), "open"])
         ready.set()
-
-        async def listen() -> None:
-            try:
-                while True:
-                    got.append([(await ws.receive()).split(" ", 1)[0], now()])
-            except Closed as closed:
-                events.append([now(), "bye" if ws.closing else "close", closed.code])
-
-        reading = asyncio.ensure_future(listen())
+        reading = asyncio.ensure_future(listen_room(ws, events, got))
         await wait_any(reading, client.stop.wait(), timeout=1e9)
         if not reading.done():
             ws.start_close()
@@ -343,6 +335,14 @@ async def room_socket(client: Client, events: list, got: list, ready: asyncio.Ev
             return
         await sleep_or_stop(client.stop, reconnect_delay(0))
         attempt = 1
+
+
+async def listen_room(ws: WebSocket, events: list, got: list) -> None:
+    try:
+        while True:
+            got.append([(await ws.receive()).split(" ", 1)[0], now()])
+    except Closed as closed:
+        events.append([now(), "bye" if ws.closing else "close", closed.code])
 
 
 async def run_room(client: Client) -> None:
@@ -505,14 +505,15 @@ def main() -> None:
     config = json.loads(sys.argv[1])
     raise_fd_limit()
 
-    async def run() -> None:
+    async def run() -> dict[str, Any]:
         client = Client(config)
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, client.stop.set)
         await KINDS[config["kind"]](client)
-        with open(config["out"], "w") as out:
-            json.dump(client.result, out)
+        return client.result
 
-    asyncio.run(run())
+    result = asyncio.run(run())
+    with open(config["out"], "w") as out:
+        json.dump(result, out)
 
 
 if __name__ == "__main__":

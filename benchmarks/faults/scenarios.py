@@ -15,7 +15,7 @@ import shutil
 import signal
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -493,7 +493,7 @@ def established(port: int) -> int:
 
 def overload(p: Profile, logdir: Path) -> Table:
     """Measure capacity, offer twice it, then half: only 503s and 1013s, bounded latency, the queue drains."""
-    table = Table("6. Overload at 2× capacity, then 0.5×")
+    table = Table("6. Overload: HTTP at 2× capacity (and WebSocket messages at 0.5×), then HTTP at 0.5×")
     with Run(p, logdir) as run:
         calibrate = run.load("http", "cal", rate=3000, connections=300, query="ms=0", timeout=30)
         calibrate.wait_ready()
@@ -506,7 +506,8 @@ def overload(p: Profile, logdir: Path) -> Table:
         run.mark()
         t_high = now()
         high = [run.load("http", "h", rate=2 * capacity, connections=1000, query="ms=0", timeout=30),
-                run.load("echo", "e", count=p.echo_sockets, interval=p.echo_sockets / capacity, window=1000,
+                # WebSocket messages at half the capacity on top, sent whether answered or not.
+                run.load("echo", "e", count=p.echo_sockets, interval=2 * p.echo_sockets / capacity, window=1000,
                          reconnect=True, timeout=30)]
         for load in high:
             load.wait_ready()
@@ -659,4 +660,4 @@ SCENARIOS: dict[str, Callable[[Profile, Path], Table]] = {
     "soak": soak,
 }
 
-__all__ = ["FULL", "QUICK", "SCENARIOS", "TEST", "Profile", "replace"]
+__all__ = ["FULL", "QUICK", "SCENARIOS", "TEST", "Profile"]
