@@ -115,7 +115,7 @@ class ServerContext:
         if sender is None:
             config = self.config
             sender = self._sender = Sender(self.layer, self.reactor, config.sender_threads,
-                                           config.websocket_receive_retry, self.outage)
+                                           config.websocket_receive_retry, self.outage, self.warnings)
         return sender
 
     @sender.setter

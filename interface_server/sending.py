@@ -30,6 +30,8 @@ from asgi_backends.base import ChannelLayer, loggable_name
 from asgi_backends.exceptions import LayerUnavailable
 from asgi_backends.retry import Outage, RetryPolicy
 
+from .repeats import RepeatedWarnings
+
 logger = logging.getLogger(__name__)
 
 OnError = Callable[[BaseException], object]
@@ -77,10 +79,13 @@ class Sender:
             starts and once when it ends, instead of a line per message;
             shared with the server's reply receiver. Nothing is retried
             for it: each message's ``on_error`` hears of the failure at once.
+        warnings: where a failed send without ``on_error`` is logged (in
+            the reactor thread), so a burst of them is one line plus a
+            count; without it each is logged from the sender thread.
     """
 
     def __init__(self, layer: ChannelLayer, reactor: Any, threads: int = 4, full_retry: float = 1.0,
-                 outage: Outage | None = None) -> None:
+                 outage: Outage | None = None, warnings: RepeatedWarnings | None = None) -> None:
         if threads < 0:
             raise ValueError(f"threads must be 0 or more, not {threads!r}")
         if isinstance(full_retry, bool) or not isinstance(full_retry, (int, float)) or full_retry < 0:
@@ -90,6 +95,7 @@ class Sender:
         self.full_retry = full_retry
         self.full_policy = RetryPolicy(timeout=full_retry)
         self.outage = outage or layer_outage()
+        self.warnings = warnings
         self.queues: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(threads)]
         self.threads = [
             threading.Thread(target=self._run, args=(q,), name=f"layer-sender-{i}", daemon=True)
@@ -236,6 +242,9 @@ class Sender:
             if isinstance(exc, LayerUnavailable):
                 # The outage's own line says so; one per message would flood the log.
                 logger.debug("Could not send on %s: %s", loggable_name(channel), exc)
+            elif self.warnings is not None:
+                self.reactor.callFromThread(self.warnings.warn, logger, "Could not send on %s: %s",
+                                            loggable_name(channel), exc)
             else:
                 logger.warning("Could not send on %s: %s", loggable_name(channel), exc)
         else:

@@ -351,7 +351,10 @@ class WebSocketProtocol(FramingProtocol):
             "code": self.close_code or code or (1005 if wasClean else 1006),
             "path": self.head.path,
             "order": self.order,
-        })
+        # Retried on ChannelFull like frames: when a thousand sockets close at once (a server
+        # restart), a dropped disconnect would leave the application's bookkeeping (groups,
+        # presence) for the socket behind.
+        }, retry_full=True)
         if ctx.access_log is not None and previous is not WSState.CONNECTING:
             ctx.access_log.websocket("WSDISCONNECT", self.client, self.head.path)
         if ctx.verbose:
