@@ -16,6 +16,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .scenarios import FULL, QUICK, SCENARIOS, TEST
@@ -30,8 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--tiny", action="store_true", help="the test suite's sizes (seconds each)")
     parser.add_argument("--logdir", type=Path, default=None, help="where logs and client records go")
     parser.add_argument("--markdown", type=Path, default=None, help="also append the tables to this file")
+    parser.add_argument("--connect-capacity", type=int, default=None, metavar="N",
+                        help="capacity of websocket.connect (default: the layer's 100), for reconnect bursts")
     args = parser.parse_args(argv)
     profile = TEST if args.tiny else QUICK if args.quick else FULL
+    if args.connect_capacity is not None:
+        profile = replace(profile, connect_capacity=args.connect_capacity)
     logdir = args.logdir or Path(tempfile.mkdtemp(prefix="faults-"))
     names = args.scenarios or list(SCENARIOS)
     missed = []

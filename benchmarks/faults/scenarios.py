@@ -60,6 +60,7 @@ class Profile:
     soak_seconds: float = 180.0
     soak_warmup: float = 60.0
     sample_interval: float = 10.0
+    connect_capacity: int | None = None  # websocket.connect's capacity (None: the layer's 100)
 
 
 FULL = Profile("full", baseline=20, settle=20, http_timeout=10, sentinels=3, restart_sockets=1000,
@@ -80,8 +81,8 @@ class Run:
         if logdir.exists():
             shutil.rmtree(logdir)  # a journal left by an earlier run would count as duplicates
         logdir.mkdir(parents=True)
-        options = dict(workers=profile.workers, threads=profile.threads, prefetch=profile.prefetch,
-                       http_timeout=profile.http_timeout)
+        options = {"workers": profile.workers, "threads": profile.threads, "prefetch": profile.prefetch,
+                   "http_timeout": profile.http_timeout, "connect_capacity": profile.connect_capacity}
         options.update(deployment)
         self.d = Deployment(logdir, **options)
         self.loads: list[Load] = []
@@ -432,6 +433,16 @@ def server_restart(p: Profile, logdir: Path, handover: bool = False) -> Table:
                    interval=0.1)
         run.hold(p.settle)
         run.stop_loads()
+        opened = sum(1 for sock in run.results["e"]["sockets"] for e in sock["events"] if e[1] == "open")
+
+        def disconnects() -> int:
+            return sum(1 for found in run.d.journal_entries().values() for event, _ in found if event == "D")
+
+        try:
+            wait_until(lambda: disconnects() >= opened, 30, "a websocket.disconnect for every socket", interval=0.2)
+        except TimeoutError:
+            pass
+        consumed = disconnects()
     figures = add_common(table, run)
     echo = figures["echo"]
     closes, gaps, reconnected = Counter(), [], 0
@@ -461,6 +472,8 @@ def server_restart(p: Profile, logdir: Path, handover: bool = False) -> Table:
         table.add("old server exited → new one listening", t_listening - t_exited)
     table.add("SIGTERM → every socket open again", last_open - t_stop)
     table.add("echo lost on open sockets", echo.lost, "0", echo.lost == 0, key="echo_lost")
+    table.add("websocket.disconnect consumed / sockets closed", f"{consumed} / {opened}", "all",
+              consumed == opened, key="disconnects")
     table.add("HTTP errors (connections wait in the inherited socket's backlog)", sum(figures["http"].failed.values()),
               "0", not figures["http"].failed, key="http_errors")
     add_log_lines(table, run)

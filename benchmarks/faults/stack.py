@@ -266,15 +266,17 @@ class Deployment:
         workers, threads, prefetch: worker processes and their ``runworker`` options.
         http_timeout: the interface server's ``--http-timeout``.
         sentinels: 0 for one plain Redis; N for a master, a replica and N sentinels.
+        connect_capacity: the capacity of ``websocket.connect`` (the layer's default if None).
     """
 
     def __init__(self, logdir: Path, workers: int = 2, threads: int = 1, prefetch: int = 1,
-                 http_timeout: float = 10.0, sentinels: int = 0) -> None:
+                 http_timeout: float = 10.0, sentinels: int = 0, connect_capacity: int | None = None) -> None:
         self.logdir = logdir
         self.journal = logdir / "journal"
         self.journal.mkdir(parents=True, exist_ok=True)
         self.worker_count, self.threads, self.prefetch = workers, threads, prefetch
         self.http_timeout = http_timeout
+        self.connect_capacity = connect_capacity
         self.redis: RedisNode | None = None
         self.sentinel: SentinelSet | None = None
         if sentinels:
@@ -298,6 +300,8 @@ class Deployment:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FAULTS_")}
         env.update(PYTHONPATH=f"{REPO}{os.pathsep}{PROJECT}", PYTHONUNBUFFERED="1",
                    DJANGO_SETTINGS_MODULE="faultproj.settings", FAULTS_JOURNAL=str(self.journal))
+        if self.connect_capacity is not None:
+            env["FAULTS_CONNECT_CAPACITY"] = str(self.connect_capacity)
         if self.sentinel is not None:
             env["FAULTS_SENTINELS"] = self.sentinel.env
         else:

@@ -43,7 +43,7 @@ def test_sentinel_failover_is_followed_by_every_process(tmp_path):
 
 @pytest.mark.parametrize("name", ["restart", "handover"])
 def test_interface_server_restart_closes_1001_and_every_socket_reconnects(tmp_path, name):
-    run(name, tmp_path, "close_1001", "reconnected", "exit_status", "echo_lost", "http_errors")
+    run(name, tmp_path, "close_1001", "reconnected", "exit_status", "echo_lost", "http_errors", "disconnects")
 
 
 def test_overload_refuses_with_503_and_1013_only_and_drains(tmp_path):

@@ -21,7 +21,8 @@ def accept(message):
 
 
 def forget(message):
-    """A disconnect that needs nothing done (routed, so the worker does not warn of an unrouted message)."""
+    """Count the disconnect (``D`` in the journal): every closed echo socket must reach a consumer."""
+    mark("D", message.content["path"])
 
 
 def room_join(message):

@@ -6,7 +6,9 @@ service ``mymaster`` (``asgi_redis.RedisSentinelChannelLayer``, 1.x
 arguments). Channel sessions live in the same Redis (the cache), so the
 soak's key count sees them. ``FAULTS_JOURNAL`` is the directory the
 consumers journal into (see ``journal.py``); ``FAULTS_EXPIRY`` the layer's
-message expiry (default 10 s, so idle statistics keys lapse within 20 s).
+message expiry (default 10 s, so idle statistics keys lapse within 20 s);
+``FAULTS_CONNECT_CAPACITY`` the capacity of ``websocket.connect`` (default:
+the layer's 100, as for every channel).
 """
 
 import os
@@ -22,6 +24,9 @@ USE_TZ = True
 LOGGING_CONFIG = None
 
 _config = {"capacity": 100, "expiry": int(os.environ.get("FAULTS_EXPIRY", "10"))}
+if os.environ.get("FAULTS_CONNECT_CAPACITY"):
+    # Room for a burst of handshakes (every socket of a restarted server reconnecting at once).
+    _config["channel_capacity"] = {"websocket.connect": int(os.environ["FAULTS_CONNECT_CAPACITY"])}
 if os.environ.get("FAULTS_SENTINELS"):
     _sentinels = [(host, int(port)) for host, port in
                   (entry.rsplit(":", 1) for entry in os.environ["FAULTS_SENTINELS"].split(","))]
