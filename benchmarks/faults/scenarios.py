@@ -33,6 +33,9 @@ from .stack import Deployment, Load, Proc, process_sample, wait_until
 
 now = time.monotonic
 
+POOL_GROWTH = 2
+"""Descriptors a process may keep beyond its soak baseline: connections its Redis pool opened once."""
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -614,8 +617,11 @@ def soak(p: Profile, logdir: Path) -> Table:
             keys_back = None
         left = d.keys_by_kind()
 
+        # A process may keep up to POOL_GROWTH more descriptors than at the baseline: a Redis
+        # connection pool opens one more connection the first time load is a little more concurrent
+        # than in the warm-up, and keeps it (bounded by the pool size). A leak grows past that.
         def fds_back() -> bool:
-            return all(process_sample(pid)[1] <= baseline_fds[name] for name, pid in pids.items())
+            return all(process_sample(pid)[1] <= baseline_fds[name] + POOL_GROWTH for name, pid in pids.items())
 
         try:
             wait_until(fds_back, 15, "file descriptors back to baseline", interval=0.2)
@@ -641,7 +647,8 @@ def soak(p: Profile, logdir: Path) -> Table:
     if keys_back is None:
         table.add("keys left (by kind)", ", ".join(f"{k} {n}" for k, n in sorted(left.items())))
     table.add("file descriptors: baseline → end",
-              ", ".join(f"{name} {baseline_fds[name]}→{final_fds[name]}" for name in pids), "back to baseline",
+              ", ".join(f"{name} {baseline_fds[name]}→{final_fds[name]}" for name in pids),
+              f"back to baseline (+{POOL_GROWTH} pooled)",
               fds_ok, key="fds_back")
     table.add("processes alive", "all" if alive else "NOT all", "all", alive, key="alive")
     table.figures["rss"] = [(t, {name: s[0] for name, s in sample.items()}) for t, sample, _ in samples]
