@@ -579,7 +579,7 @@ def overload(p: Profile, logdir: Path) -> Table:
 
 def soak(p: Profile, logdir: Path) -> Table:
     """Mixed load at about half capacity for ``soak_seconds``; RSS, fds and Redis keys sampled."""
-    table = Table(f"7. Soak: {fmt(p.soak_seconds)} of HTTP, echo, broadcast and connect/disconnect churn")
+    table = Table(f"7. Soak: {p.soak_seconds / 60:g} min of HTTP, echo, broadcast and connect/disconnect churn")
     samples: list[tuple[float, dict[str, tuple[float, int]], int]] = []
     with Run(p, logdir) as run:
         d = run.d
