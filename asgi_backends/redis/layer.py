@@ -85,6 +85,7 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
     ) -> None:
         if not isinstance(stats_prefix, str):
             raise TypeError(f"stats_prefix must be a str, not {stats_prefix!r}")
+        self.stats_prefix = stats_prefix
         super().__init__(
             expiry=expiry,
             group_expiry=group_expiry,

@@ -83,10 +83,6 @@ def blocking_timeout_for(connection_kwargs: Mapping[str, Any] | None) -> float:
     return min(ASGI_REDIS_BLPOP_TIMEOUT, socket_timeout - 1.0)
 
 
-def check_stats_prefix(stats_prefix: Any) -> None:
-    """Refuse a ``stats_prefix`` asgi_redis could not have used (it must be a str)."""
-    if not isinstance(stats_prefix, str):
-        raise TypeError(f"stats_prefix must be a str, not {stats_prefix!r}")
 
 
 def sentinel_addresses(hosts: Any) -> list[tuple[str, int]]:
@@ -169,8 +165,6 @@ class AsgiRedisLocalChannelLayer(RedisChannelLayer):
         refuse_unknown(
             "asgi_redis.RedisLocalChannelLayer", unknown, REDIS_KEYS, "asgi_backends.redis.RedisChannelLayer",
         )
-        check_stats_prefix(stats_prefix)
-        self.stats_prefix = stats_prefix
         super().__init__(
             hosts=hosts or None,
             prefix=prefix,
@@ -181,6 +175,7 @@ class AsgiRedisLocalChannelLayer(RedisChannelLayer):
             symmetric_encryption_keys=symmetric_encryption_keys,
             connection_kwargs=connection_kwargs,
             blocking_timeout=blocking_timeout_for(connection_kwargs),
+            stats_prefix=stats_prefix,
         )
 
 
@@ -216,12 +211,10 @@ class AsgiRedisSentinelChannelLayer(RedisSentinelChannelLayer):
             "asgi_redis.RedisSentinelChannelLayer", unknown, SENTINEL_KEYS,
             "asgi_backends.redis.RedisSentinelChannelLayer",
         )
-        check_stats_prefix(stats_prefix)
         if isinstance(sentinel_refresh_interval, bool) or not isinstance(sentinel_refresh_interval, (int, float)):
             raise TypeError(f"sentinel_refresh_interval must be a number of seconds, not {sentinel_refresh_interval!r}")
         blocking_timeout = blocking_timeout_for(connection_kwargs)
         sentinels = sentinel_addresses(hosts)
-        self.stats_prefix = stats_prefix
         self.sentinel_refresh_interval = sentinel_refresh_interval
         super().__init__(
             sentinels=sentinels,
@@ -234,4 +227,5 @@ class AsgiRedisSentinelChannelLayer(RedisSentinelChannelLayer):
             symmetric_encryption_keys=symmetric_encryption_keys,
             connection_kwargs=connection_kwargs,
             blocking_timeout=blocking_timeout,
+            stats_prefix=stats_prefix,
         )
