@@ -49,6 +49,25 @@ def legacy_session_key_for(reply_channel: str) -> str:
     return "chn" + hashlib.sha1(reply_channel.encode("utf-8")).hexdigest()[:29]
 
 
+_LEGACY_LOOKED: dict[str, None] = {}
+_LEGACY_LOOKED_MOST = 10000
+
+
+def _first_legacy_look(reply_channel: str) -> bool:
+    """True the first time this process looks for ``reply_channel``'s old-key session.
+
+    A connection whose channel session stays empty would otherwise pay a
+    second session read on every message; the old key cannot gain a session
+    after the upgrade, so one look per connection and process is enough.
+    """
+    if reply_channel in _LEGACY_LOOKED:
+        return False
+    if len(_LEGACY_LOOKED) >= _LEGACY_LOOKED_MOST:
+        _LEGACY_LOOKED.clear()  # bounded; forgetting only costs one more look
+    _LEGACY_LOOKED[reply_channel] = None
+    return True
+
+
 def is_channel_session_key(key: str) -> bool:
     """True if ``key`` names a channel session (which must not be used as an HTTP session)."""
     return key.startswith(CHANNEL_KEY_PREFIX)
@@ -73,7 +92,7 @@ def session_for_reply_channel(reply_channel: str) -> SessionBase:
     new = store._session_key is None
     store._channels_new = new  # type: ignore[attr-defined]
     store._session_key = key
-    if new and channel_settings.read_legacy_session_keys():
+    if new and channel_settings.read_legacy_session_keys() and _first_legacy_look(reply_channel):
         old = engine.SessionStore(session_key=legacy_session_key_for(reply_channel))
         data = old.load()
         if data:

@@ -223,3 +223,17 @@ def test_channel_session_is_deleted_after_the_disconnect_consumer(layer):
     disconnect(ws(layer, "websocket.disconnect", code=1000))
     assert seen == ["lobby"]  # the consumer still had it
     assert not SessionStore().exists(key)
+
+
+def test_the_old_key_is_looked_up_once_per_connection_not_on_every_message(layer):
+    from channels.sessions import legacy_session_key_for
+    from tests.channels import counting_sessions
+
+    @channel_session
+    def read_only(message):
+        return message.channel_session.get("room")
+
+    with override_settings(CHANNEL_SESSION_ENGINE="tests.channels.counting_sessions"):
+        for _ in range(5):
+            assert read_only(ws(layer, reply="websocket.send!quiet")) is None
+    assert counting_sessions.loads[legacy_session_key_for("websocket.send!quiet")] == 1
