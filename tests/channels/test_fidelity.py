@@ -103,7 +103,8 @@ def test_static_files_consumer_serves_static_then_views(tmp_path, layer, django_
         found = client.request("GET", "/static/app.js")
         assert found["status"] == 200 and found["content"] == b"console.log('hi');\n"
         assert client.request("GET", "/static/nothing.js")["status"] == 404
-        for escape in ("/static/../settings.py", "/static/..%2f..%2fetc/passwd", "/static/%2e%2e/x"):
+        for escape in ("/static/../settings.py", "/static/..%2f..%2fetc/passwd", "/static/%2e%2e/x",
+                       "/static/app.js\x00.png", "/static//etc/passwd", "/static/" + "a" * 5000):
             assert client.request("GET", escape)["status"] == 404
         view = client.request("GET", "/")  # not static: Django's URLconf answers
         assert view["status"] == 200
