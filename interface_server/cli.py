@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
              "its first request); not extended by each byte; past it 408 and close (default 20)")
     add("--request-body-timeout", type=float, default=30.0,
         help="Seconds a request body may go without a byte arriving before 408 and close (default 30)")
+    add("--send-timeout", type=float, default=60.0,
+        help="Seconds a client may leave what the server wrote for it unread (the socket's send buffer full) "
+             "before the connection is aborted (default 60; 0 = never)")
     add("--shutdown-timeout", type=float, default=10.0,
         help="On SIGTERM, seconds in-flight HTTP responses get to finish (default 10)")
     add("--force-sync", action="store_true",
@@ -171,6 +174,7 @@ def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> Se
         request_head_timeout=args.request_head_timeout,
         request_body_timeout=args.request_body_timeout,
         max_pending_bytes=args.max_pending_bytes,
+        send_timeout=args.send_timeout or None,
         websocket_max_message_size=args.websocket_max_message_size,
         websocket_max_frame_size=args.websocket_max_frame_size,
         websocket_max_in_flight=args.websocket_max_in_flight,

@@ -109,6 +109,13 @@ class ServerConfig:
         on_ready: called in the reactor thread, once every endpoint listens,
             with the list of listening addresses as strings
             (``"tcp:127.0.0.1:8000"``, ``"unix:/tmp/x.sock"``). Default ``None``.
+        send_timeout: seconds a client may leave what the server has written
+            for it unread -- the socket's send buffer full, never draining --
+            before the connection is aborted (one log line; for a WebSocket
+            too). Without it a client that stops reading holds its
+            connection for ever once the response fits ``max_pending_bytes``,
+            even after the server has closed its side. ``None``: no limit.
+            Default 60 (as nginx's ``send_timeout``).
         max_pending_bytes: most bytes the server holds for one connection
             whose client does not read what the application sends, beyond the
             socket's own send buffer (64 KiB) and the write that filled it; past
@@ -166,6 +173,7 @@ class ServerConfig:
     request_body_timeout: float = 30.0
     signal_handlers: bool = True
     on_ready: Callable[[list[str]], object] | None = None
+    send_timeout: float | None = 60.0
     max_pending_bytes: int = 4 * 1024 * 1024
     websocket_max_message_size: int | None = None
     websocket_max_frame_size: int | None = None
@@ -202,6 +210,8 @@ class ServerConfig:
             value = getattr(self, name)
             if value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        if self.send_timeout is not None and not self.send_timeout > 0:
+            raise ValueError(f"send_timeout must be a positive number of seconds or None, not {self.send_timeout!r}")
         if self.http_timeout is not None and self.http_timeout <= 0:
             raise ValueError(f"http_timeout must be positive or None, not {self.http_timeout!r}")
         if self.ping_interval < 0 or self.ping_timeout < 0:

@@ -7,6 +7,10 @@
   is paused is counted; past ``limit`` bytes the connection must be closed,
   so one client that never reads cannot make the server hold an unbounded
   backlog for it.
+  A client that leaves the buffer full for ``stall_timeout`` seconds (it
+  reads nothing, or too little for the buffer ever to drain) is reported
+  through ``on_stall``, so a response smaller than the limit cannot hold a
+  connection open for ever either.
 * **Inbound** (:class:`InboundFlow`): counts a connection's messages still
   waiting to be sent to the channel layer (sender threads send them, see
   :mod:`interface_server.sending`). While too many, or too many bytes, are
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
@@ -45,14 +49,28 @@ class OutboundBuffer:
     Args:
         limit: most bytes that may be written while paused; one more and
             :meth:`add` reports an overflow.
+        clock: the reactor (``callLater``) that times a stall; with
+            ``stall_timeout``.
+        stall_timeout: seconds the transport may stay paused (its send
+            buffer never draining) before ``on_stall`` is called; ``None``
+            waits for ever.
+        on_stall: called once, in the reactor thread, when a pause has lasted
+            ``stall_timeout``.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, clock: Any = None, stall_timeout: float | None = None,
+                 on_stall: Callable[[], object] | None = None) -> None:
         if not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive number of bytes, not {limit!r}")
+        if stall_timeout is not None and (clock is None or on_stall is None):
+            raise ValueError("a stall_timeout needs a clock and an on_stall callback")
         self.limit = limit
         self.paused = False
         self.pending = 0
+        self.clock = clock
+        self.stall_timeout = stall_timeout
+        self.on_stall = on_stall
+        self._stall: Any = None
 
     def add(self, size: int) -> bool:
         """Account for ``size`` bytes about to be written.
@@ -73,16 +91,31 @@ class OutboundBuffer:
         if not self.paused:
             self.paused = True
             self.pending = 0
+            if self.stall_timeout is not None:
+                self._stall = self.clock.callLater(self.stall_timeout, self._stalled)
 
     def resumeProducing(self) -> None:
         """The transport's send buffer has drained: nothing is held back any more."""
         self.paused = False
         self.pending = 0
+        self._cancel_stall()
 
     def stopProducing(self) -> None:
         """The connection is gone; nothing more will be written."""
         self.paused = False
         self.pending = 0
+        self._cancel_stall()
+
+    def _cancel_stall(self) -> None:
+        if self._stall is not None:
+            if self._stall.active():
+                self._stall.cancel()
+            self._stall = None
+
+    def _stalled(self) -> None:
+        self._stall = None
+        if self.paused and self.on_stall is not None:
+            self.on_stall()
 
 
 class InboundFlow:

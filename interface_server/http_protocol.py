@@ -82,7 +82,7 @@ class HTTPProtocol(protocol.Protocol):
         self.body = bytearray()
         self.body_dispatched = False
         self.body_stream: BodyStream | None = None
-        self.outbound = OutboundBuffer(config.max_pending_bytes)
+        self.outbound = OutboundBuffer(config.max_pending_bytes, self.clock, config.send_timeout, self._stalled)
         self.writer: ResponseWriter | None = None
         self.gate: ReadGate | None = None
 
@@ -423,6 +423,15 @@ class HTTPProtocol(protocol.Protocol):
             self.reply_channel = None
         self._closed()
         self.transport.abortConnection()
+
+    def _stalled(self) -> None:
+        """The client has read nothing of what waits for it for ``send_timeout``: abort the connection."""
+        head = self.request
+        logger.info("Aborting the connection from %s: it has read nothing for %gs (send_timeout)%s", self.client,
+                    self.ctx.config.send_timeout, f" during the response to {head.method} {head.path}" if head else "")
+        if self.reply_channel:  # the application is still answering: tell it the client has gone
+            self._send_quietly("http.disconnect", {"reply_channel": self.reply_channel, "path": head.path})
+        self._abort()
 
     def _expired(self) -> None:
         """The current timeout has passed: act as the state says."""

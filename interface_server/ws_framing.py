@@ -29,6 +29,7 @@ builds the ASGI side on it):
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
 
@@ -55,9 +56,14 @@ class FramingProtocol(WebSocketServerProtocol):
     outbound: OutboundBuffer
     discarding: bool
 
-    def init_framing(self, max_pending_bytes: int) -> None:
-        """Set up the bookkeeping; ``max_pending_bytes`` is the most a client may leave unread."""
-        self.outbound = OutboundBuffer(max_pending_bytes)
+    def init_framing(self, max_pending_bytes: int, clock: Any = None, send_timeout: float | None = None) -> None:
+        """Set up the bookkeeping.
+
+        ``max_pending_bytes`` is the most a client may leave unread; a client
+        that leaves the socket's send buffer full for ``send_timeout`` seconds
+        (timed on ``clock``, the reactor) is dropped.
+        """
+        self.outbound = OutboundBuffer(max_pending_bytes, clock, send_timeout, self._stalled)
         self.discarding = False
 
     def connectionMade(self) -> None:
@@ -116,6 +122,17 @@ class FramingProtocol(WebSocketServerProtocol):
         logger.warning("WebSocket %s is not reading: over %d bytes wait for it (max_pending_bytes); closing it "
                        "with %d", self.describe(), self.outbound.limit, CLOSE_POLICY_VIOLATION)
         self.fail(CLOSE_POLICY_VIOLATION, "client too slow", log=False)
+
+    def _stalled(self) -> None:
+        """The client has read nothing for ``send_timeout``: drop it (a close frame would not be read)."""
+        if self.state == self.STATE_CLOSED:
+            return
+        logger.info("WebSocket %s has read nothing for %gs (send_timeout); dropping it", self.describe(),
+                    self.outbound.stall_timeout)
+        self.discarding = True
+        self.data = b""
+        self.on_fail(1006)
+        self.transport.abortConnection()
 
     # -- failing (Autobahn's hooks) --------------------------------------------------
 

@@ -102,7 +102,7 @@ class WebSocketProtocol(FramingProtocol):
         self.closing_since: float | None = None
         self.aborted = False
         self.read_paused_before_open = False
-        self.init_framing(ctx.config.max_pending_bytes)
+        self.init_framing(ctx.config.max_pending_bytes, ctx.reactor, ctx.config.send_timeout)
 
     def connectionMade(self) -> None:
         super().connectionMade()

@@ -105,6 +105,59 @@ def test_a_reader_that_catches_up_starts_the_count_again():
     assert not client.aborted and client.output().endswith(b"0\r\n\r\n")
 
 
+def test_a_client_that_reads_nothing_for_send_timeout_is_aborted_with_its_response(caplog):
+    caplog.set_level(logging.INFO, logger="interface_server")
+    harness = HTTPHarness(send_timeout=60.0)
+    client, message = start(harness)
+    reply = message["reply_channel"]
+    client.reply(reply, content=b"", more=True)
+    client.transport.producer.pauseProducing()  # the socket's send buffer is full: the client stopped reading
+    client.reply(reply, status=None, content=b"a" * 1000, more=True)
+    harness.advance(59.9)
+    assert not client.aborted
+    harness.advance(0.2)
+    assert client.aborted
+    assert harness.receive("http.disconnect") == {"reply_channel": reply, "path": "/"}
+    lines = [r for r in caplog.records if "send_timeout" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.INFO and not lines[0].exc_info
+
+
+def test_a_finished_response_left_unread_does_not_hold_the_connection_past_send_timeout():
+    # The response fits max_pending_bytes and the server closes its side (Connection: close), but
+    # the transport cannot let go while bytes wait: only the send timeout frees the socket.
+    harness = HTTPHarness(send_timeout=5.0)
+    client, message = start(harness, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    client.transport.producer.pauseProducing()
+    client.reply(message["reply_channel"], content=b"a" * 5000)
+    assert client.closed and not client.aborted  # closing, waiting for the client to read
+    harness.advance(5.1)
+    assert client.aborted
+    assert harness.receive("http.disconnect") is None  # the response was complete: nothing to tell
+
+
+def test_a_reader_that_drains_in_time_keeps_its_connection():
+    harness = HTTPHarness(send_timeout=5.0)
+    client, message = start(harness)
+    client.transport.producer.pauseProducing()
+    harness.advance(4.9)
+    client.transport.producer.resumeProducing()  # drained just in time
+    client.transport.producer.pauseProducing()  # and full again: a new stall, timed from now
+    harness.advance(4.9)
+    assert not client.aborted
+    client.transport.producer.resumeProducing()
+    harness.advance(60)
+    client.reply(message["reply_channel"])
+    assert not client.aborted and client.status() == 200
+
+
+def test_send_timeout_none_waits_for_ever():
+    harness = HTTPHarness(send_timeout=None)
+    client, message = start(harness)
+    client.transport.producer.pauseProducing()
+    harness.advance(3600)
+    assert not client.aborted
+
+
 # -- a layer slow to take a request body ----------------------------------------------------------------
 
 
