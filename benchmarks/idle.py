@@ -14,8 +14,8 @@ most ``--in-flight`` handshakes outstanding, sends nothing, waits
 * the interface server process's RSS (``VmRSS``) before the first connect
   and at the end of the hold, and the growth per held connection.
 
-The soft ``RLIMIT_NOFILE`` of this process is raised to cover the
-connections; the stacks inherit it, and each server's limit is read back
+The ``RLIMIT_NOFILE`` of this process is raised to cover the
+connections (the hard limit too, when run as root); the stacks inherit it, and each server's limit is read back
 from ``/proc/<pid>/limits``.
 
 Stacks: ``ours`` (``python -m interface_server`` + ``manage.py runworker``)
@@ -49,8 +49,18 @@ from ws_bench import handshake, read_message  # noqa: E402
 
 
 def raise_nofile(needed: int) -> int:
-    """Raise this process's soft RLIMIT_NOFILE to ``needed`` (at most the hard limit); return the new soft limit."""
+    """Raise this process's soft RLIMIT_NOFILE to ``needed``; return the new soft limit.
+
+    The hard limit is raised too where the process may (root, or
+    CAP_SYS_RESOURCE); otherwise the soft limit stops at it.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, needed))
+            hard = needed
+        except (ValueError, OSError):
+            pass  # not allowed: the caller reports the limit
     if soft != resource.RLIM_INFINITY and soft < needed:
         soft = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -58,6 +58,8 @@ class OutboundBuffer:
             ``stall_timeout``.
     """
 
+    __slots__ = ("limit", "paused", "pending", "clock", "stall_timeout", "on_stall", "_stall")
+
     def __init__(self, limit: int, clock: Any = None, stall_timeout: float | None = None,
                  on_stall: Callable[[], object] | None = None) -> None:
         if not isinstance(limit, int) or limit < 1:
@@ -139,6 +141,9 @@ class InboundFlow:
     connection does not flip between paused and reading on every message.
     """
 
+    __slots__ = ("transport", "reactor", "max_messages", "max_bytes", "queued", "done", "sizes", "queued_bytes",
+                 "done_bytes", "paused", "closed")
+
     def __init__(self, transport: Any, reactor: Any, max_messages: int, max_bytes: int) -> None:
         if not isinstance(max_messages, int) or max_messages < 1:
             raise ValueError(f"max_messages must be a positive integer, not {max_messages!r}")
@@ -152,7 +157,9 @@ class InboundFlow:
         self.done = 0
         # Sizes of the messages not yet finished, oldest first: appended by the
         # reactor, popped by the sender (deque appends and pops are atomic).
-        self.sizes: collections.deque[int] = collections.deque()
+        # Made by the first add (before the sender can see a message): an empty
+        # deque is 760 bytes, and most connections of a big server are idle.
+        self.sizes: collections.deque[int] | None = None
         self.queued_bytes = 0
         self.done_bytes = 0
         self.paused = False
@@ -175,7 +182,10 @@ class InboundFlow:
         """
         self.queued += 1
         self.queued_bytes += size
-        self.sizes.append(size)
+        sizes = self.sizes
+        if sizes is None:
+            sizes = self.sizes = collections.deque()
+        sizes.append(size)
         if not self.paused and not self.closed and (
                 self.queued - self.done >= self.max_messages or self.queued_bytes - self.done_bytes >= self.max_bytes):
             self.paused = True
@@ -187,7 +197,7 @@ class InboundFlow:
         """Count one message as sent or failed for good (the sender's thread, oldest message first)."""
         try:
             self.done_bytes += self.sizes.popleft()
-        except IndexError:  # more finished than added: a caller's bug, not worth a crash
+        except (IndexError, AttributeError):  # more finished than added: a caller's bug, not worth a crash
             logger.debug("InboundFlow.finished called more often than add")
         self.done += 1
         if self.paused and self._below_resume_mark():
@@ -197,7 +207,7 @@ class InboundFlow:
         """Like :meth:`finished`, in the reactor thread (inline sends)."""
         try:
             self.done_bytes += self.sizes.popleft()
-        except IndexError:
+        except (IndexError, AttributeError):
             logger.debug("InboundFlow.finished_here called more often than add")
         self.done += 1
         if self.paused:

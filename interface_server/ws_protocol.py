@@ -32,9 +32,10 @@ from twisted.internet.defer import Deferred
 
 from asgi_backends.base import loggable_name
 from asgi_backends.exceptions import LayerUnavailable
+from asgi_backends.retry import Backoff, RetryPolicy
 
 from .flow import InboundFlow
-from .ws_framing import FramingProtocol
+from .ws_framing import FramingProtocol, instance_slots
 from .ws_limits import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL_ERROR,
@@ -58,6 +59,9 @@ CLOSE_TIMEOUT = 5.0
 """Seconds a closing connection may take to finish (the peer's close frame, or our last bytes
 going out) before it is aborted."""
 
+CONNECT_RETRY_WINDOW = 5.0
+"""Seconds a ``websocket.connect`` refused as full is retried when there is no connect timeout."""
+
 PRE_OPEN_BUFFER = 64 * 1024
 """Bytes a client may send while its handshake is held before reading from it pauses until it opens."""
 
@@ -75,15 +79,24 @@ class WSState(enum.Enum):
 class WebSocketProtocol(FramingProtocol):
     """One WebSocket connection, relaying frames to and from the channel layer."""
 
+    # Slots, as for Autobahn's attributes (see ws_framing): an idle connection's memory is mostly these.
+    __slots__ = instance_slots(FramingProtocol, (
+        "ctx", "number", "head", "path", "client", "server", "scheme", "ws_state", "reply_channel", "order", "pending",
+        "handshake", "subprotocol", "connect_deadline", "connected_at", "last_activity", "close_code",
+        "ping_sent_at", "closing_since", "aborted", "read_paused_before_open", "inbound", "connect_message",
+        "connect_backoff"))
+
     ctx: ServerContext
-    head: RequestHead
     inbound: InboundFlow  # built in connectionMade, once there is a transport
 
     def setup(self, ctx: ServerContext, head: RequestHead, client: Any, server: Any, scheme: str) -> None:
         """Attach server state and what the HTTP side parsed (called before ``makeConnection``)."""
         self.ctx = ctx
         self.number = next(ctx.connection_numbers)
-        self.head = head
+        # The request head is let go once websocket.connect is built from it: an idle
+        # connection keeps only its path (for its messages and log lines).
+        self.head: RequestHead | None = head
+        self.path = head.path
         self.client = client
         self.server = server
         self.scheme = "wss" if scheme == "https" else "ws"
@@ -94,6 +107,9 @@ class WebSocketProtocol(FramingProtocol):
         self.handshake: Deferred | None = None
         self.subprotocol: str | None = None
         self.connect_deadline: float | None = None
+        # Kept while the handshake is held, to send again if websocket.connect was full.
+        self.connect_message: dict[str, Any] | None = None
+        self.connect_backoff: Backoff | None = None
         # The lifetime (websocket_timeout) counts from here, the upgrade request, as Daphne's does.
         self.connected_at = self.last_activity = ctx.now()
         self.close_code: int | None = None
@@ -138,12 +154,14 @@ class WebSocketProtocol(FramingProtocol):
             "server": self.server,
             "order": 0,
         }
+        self.head = None
+        self.connect_message = message
         # Created before sending: with inline sends a failure arrives before send() returns.
         handshake = self.handshake = Deferred()
         connect_timeout = ctx.config.websocket_connect_timeout
         self.connect_deadline = None if connect_timeout is None else ctx.now() + connect_timeout
         if ctx.access_log is not None:
-            ctx.access_log.websocket("WSCONNECTING", client, head.path)
+            ctx.access_log.websocket("WSCONNECTING", client, self.path)
         if ctx.verbose:
             logger.info("WebSocket %s from %s connecting on %s", head.path, client, loggable_name(self.reply_channel))
         ctx.sender.send(self.number, "websocket.connect", message, self._connect_failed)
@@ -158,29 +176,62 @@ class WebSocketProtocol(FramingProtocol):
         config = self.ctx.config
         message_limit = config.websocket_max_message_size
         if message_limit is None:
-            message_limit = receive_payload_limit(self.ctx.layer, self.reply_channel, self.head.path)
+            message_limit = receive_payload_limit(self.ctx.layer, self.reply_channel, self.path)
         self.set_payload_limits(message_limit, config.websocket_max_frame_size or message_limit)
 
     def _connect_failed(self, exc: BaseException) -> None:
-        """``websocket.connect`` could not be sent: refuse the handshake with 503."""
+        """``websocket.connect`` could not be sent: try again if it was full, else refuse the handshake (503)."""
         if self.ws_state is not WSState.CONNECTING or self.handshake is None:
             return
         full = isinstance(exc, self.ctx.layer.ChannelFull)
+        if full and self._retry_connect():
+            return
         if not full and not isinstance(exc, LayerUnavailable):  # an outage is logged once, by the sender
-            logger.error("Could not send websocket.connect for %s from %s: %s", self.head.path, self.client, exc)
+            logger.error("Could not send websocket.connect for %s from %s: %s", self.path, self.client, exc)
         self.ctx.receiver.forget(self.reply_channel)
         self.reply_channel = None  # the application never heard of it: no disconnect either
         self._deny(503, "Server is at capacity" if full else "Channel layer unavailable")
 
+    def _retry_connect(self) -> bool:
+        """Send ``websocket.connect`` again after a pause; False once the handshake may wait no longer.
+
+        A burst of handshakes (every client of a restarted server coming
+        back at once) fills the channel for moments: the handshake is held
+        and retried, with backoff and jitter, until the connect timeout
+        rather than refused at the first refusal. The reactor is not held
+        up meanwhile, nor is any other connection.
+        """
+        backoff = self.connect_backoff
+        if backoff is None:
+            ctx = self.ctx
+            deadline = self.connect_deadline
+            window = CONNECT_RETRY_WINDOW if deadline is None else deadline - ctx.now()
+            if window <= 0:
+                return False
+            policy = RetryPolicy(timeout=window, first_delay=0.02, max_delay=0.25, jitter=0.5)
+            backoff = self.connect_backoff = policy.backoff(clock=ctx.now)
+        pause = backoff.next_pause()
+        if pause is None:
+            return False
+        self.ctx.reactor.callLater(pause, self._resend_connect)
+        return True
+
+    def _resend_connect(self) -> None:
+        message = self.connect_message
+        if self.ws_state is WSState.CONNECTING and self.handshake is not None and message is not None:
+            self.ctx.sender.send(self.number, "websocket.connect", message, self._connect_failed)
+
     def _deny(self, code: int, reason: str) -> None:
+        self.connect_message = None
         handshake, self.handshake = self.handshake, None
         self._begin_closing()
         if self.ctx.access_log is not None:
-            self.ctx.access_log.websocket("WSREJECT", self.client, self.head.path)
+            self.ctx.access_log.websocket("WSREJECT", self.client, self.path)
         if handshake is not None:
             handshake.errback(ConnectionDeny(code, reason))
 
     def _accept(self) -> None:
+        self.connect_message = None
         handshake, self.handshake = self.handshake, None
         self.ws_state = WSState.ACCEPTING
         if handshake is not None:
@@ -192,7 +243,7 @@ class WebSocketProtocol(FramingProtocol):
             self.read_paused_before_open = False
             self.transport.resumeProducing()
         if self.ctx.access_log is not None:
-            self.ctx.access_log.websocket("WSCONNECT", self.client, self.head.path)
+            self.ctx.access_log.websocket("WSCONNECT", self.client, self.path)
         pending, self.pending = self.pending, []
         for message in pending:
             if self.ws_state is not WSState.OPEN:
@@ -225,14 +276,14 @@ class WebSocketProtocol(FramingProtocol):
                 self._send_frame(0x1, text.encode("utf-8"))
             else:
                 logger.error("websocket reply 'text' must be str, not %s (client %s, path %s)",
-                             type(text).__name__, self.client, self.head.path)
+                             type(text).__name__, self.client, self.path)
         data = message.get("bytes")
         if data is not None:
             if isinstance(data, bytes):
                 self._send_frame(0x2, data)
             else:
                 logger.error("websocket reply 'bytes' must be bytes, not %s (client %s, path %s)",
-                             type(data).__name__, self.client, self.head.path)
+                             type(data).__name__, self.client, self.path)
         close = message.get("close")
         if close and self.ws_state is WSState.OPEN:
             code = CLOSE_NORMAL if close is True else close
@@ -261,7 +312,7 @@ class WebSocketProtocol(FramingProtocol):
         logger.warning(
             "Invalid websocket close code %s sent by the application for %s: RFC 6455 allows True or an int in "
             "1000-1003, 1007-1014 or 3000-4999; closing with 1000 instead (repeats of this code are not logged)",
-            key, self.head.path,
+            key, self.path,
         )
 
     # -- frames from the client ------------------------------------------------------
@@ -282,7 +333,7 @@ class WebSocketProtocol(FramingProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.order += 1
-        message: dict[str, Any] = {"reply_channel": self.reply_channel, "path": self.head.path, "order": self.order}
+        message: dict[str, Any] = {"reply_channel": self.reply_channel, "path": self.path, "order": self.order}
         if isBinary:
             message["bytes"] = payload
         else:
@@ -299,24 +350,24 @@ class WebSocketProtocol(FramingProtocol):
             return
         layer = self.ctx.layer
         if isinstance(exc, layer.ChannelFull):
-            self.ctx.warnings.warn(logger, "websocket.receive full for %s; closing %s with 1013", self.head.path,
+            self.ctx.warnings.warn(logger, "websocket.receive full for %s; closing %s with 1013", self.path,
                                    self.client)
             self.close_with(CLOSE_TRY_AGAIN_LATER)
         elif isinstance(exc, layer.MessageTooLarge):
             # Only when websocket_max_message_size was set above what the layer carries.
             logger.warning("websocket.receive for %s from %s is too large for the channel layer (%s); "
-                           "closing with %d", self.head.path, self.client, exc, CLOSE_MESSAGE_TOO_BIG)
+                           "closing with %d", self.path, self.client, exc, CLOSE_MESSAGE_TOO_BIG)
             self.close_with(CLOSE_MESSAGE_TOO_BIG)
         elif isinstance(exc, LayerUnavailable):
             # Down for now (the sender logs the outage once): try again later, as for a full channel.
-            logger.debug("Channel layer unavailable; closing %s from %s with 1013", self.head.path, self.client)
+            logger.debug("Channel layer unavailable; closing %s from %s with 1013", self.path, self.client)
             self.close_with(CLOSE_TRY_AGAIN_LATER)
         else:
-            logger.error("Could not send websocket.receive for %s from %s: %s", self.head.path, self.client, exc)
+            logger.error("Could not send websocket.receive for %s from %s: %s", self.path, self.client, exc)
             self.close_with(CLOSE_INTERNAL_ERROR)
 
     def describe(self) -> str:
-        return f"{self.head.path} from {self.client}"
+        return f"{self.path} from {self.client}"
 
     def on_fail(self, code: int) -> None:
         # The application hears of the failure's code; the socket is not read again.
@@ -339,7 +390,7 @@ class WebSocketProtocol(FramingProtocol):
         ctx = self.ctx
         ctx.ws_connections.discard(self)
         self.inbound.close()
-        self.handshake = None
+        self.handshake = self.connect_message = None
         if self.reply_channel is None:
             return
         ctx.receiver.forget(self.reply_channel)
@@ -349,16 +400,16 @@ class WebSocketProtocol(FramingProtocol):
             # When the server closed, the application wants its own code, not the client's echo;
             # a clean close without a code is 1005 (RFC 6455 section 7.1.5), a dropped one 1006.
             "code": self.close_code or code or (1005 if wasClean else 1006),
-            "path": self.head.path,
+            "path": self.path,
             "order": self.order,
         # Retried on ChannelFull like frames: when a thousand sockets close at once (a server
         # restart), a dropped disconnect would leave the application's bookkeeping (groups,
         # presence) for the socket behind.
         }, retry_full=True)
         if ctx.access_log is not None and previous is not WSState.CONNECTING:
-            ctx.access_log.websocket("WSDISCONNECT", self.client, self.head.path)
+            ctx.access_log.websocket("WSDISCONNECT", self.client, self.path)
         if ctx.verbose:
-            logger.info("WebSocket %s from %s closed with %s", self.head.path, self.client, code)
+            logger.info("WebSocket %s from %s closed with %s", self.path, self.client, code)
         self.reply_channel = None
 
     def close_with(self, code: int, reason: str | None = None) -> None:
@@ -389,7 +440,7 @@ class WebSocketProtocol(FramingProtocol):
             deadline = self.connect_deadline
             if deadline is not None and now > deadline and self.handshake is not None:
                 self.ctx.warnings.warn(logger, "Application did not answer websocket.connect for %s from %s in %gs; "
-                                       "refusing it", self.head.path, self.client,
+                                       "refusing it", self.path, self.client,
                                        self.ctx.config.websocket_connect_timeout)
                 self._deny(503, "Application did not answer in time")
             return
@@ -398,14 +449,14 @@ class WebSocketProtocol(FramingProtocol):
         lifetime = self.ctx.websocket_lifetime
         if lifetime is not None and now - self.connected_at > lifetime:
             if self.ctx.verbose:
-                logger.info("WebSocket %s from %s reached its %gs lifetime; closing it", self.head.path, self.client,
+                logger.info("WebSocket %s from %s reached its %gs lifetime; closing it", self.path, self.client,
                             lifetime)
             self.close_with(CLOSE_NORMAL)
             return
         config = self.ctx.config
         if self.ping_sent_at is not None:
             if config.ping_timeout and now - self.ping_sent_at > config.ping_timeout:
-                logger.info("WebSocket %s from %s did not answer a ping; dropping it", self.head.path, self.client)
+                logger.info("WebSocket %s from %s did not answer a ping; dropping it", self.path, self.client)
                 self.close_code = 1006
                 self._begin_closing()
                 self.aborted = True
@@ -421,7 +472,7 @@ class WebSocketProtocol(FramingProtocol):
             # Autobahn began closing on its own (it answered the client's close frame).
             self.closing_since = now
         elif now - since > CLOSE_TIMEOUT and not self.aborted:
-            logger.info("WebSocket %s from %s still closing after %gs; aborting it", self.head.path, self.client,
+            logger.info("WebSocket %s from %s still closing after %gs; aborting it", self.path, self.client,
                         CLOSE_TIMEOUT)
             self.aborted = True
             self.transport.abortConnection()

@@ -258,19 +258,31 @@ def test_unanswered_handshake_is_refused(start_server):
 
 @pytest.mark.parametrize("sender_threads", ["4", "0"])
 def test_full_channels_503_and_1013(start_server, sender_threads):
-    server = start_server("--sender-threads", sender_threads,
+    server = start_server("--sender-threads", sender_threads, "--websocket_connect_timeout", "1",
                           capacity={"websocket.connect": 1, "websocket.receive": 1, "http.request": 1})
     # http.request full: 503 at once.
     server.layer.send("http.request", {"filler": True})
     with server.connect() as sock:
         sock.sendall(b"GET /full HTTP/1.1\r\nHost: x\r\n\r\n")
         assert recv_until(sock, b"\r\n").startswith(b"HTTP/1.1 503 ")
-    # websocket.connect full: the handshake is refused with 503.
+    # websocket.connect full: the handshake is held and the connect retried, then refused with 503
+    # at the connect timeout if the channel stayed full.
     server.layer.send("websocket.connect", {"filler": True})
+    started = time.monotonic()
     thread, result = open_async(ws_url(server))
     thread.join(5)
-    assert result["error"].status_code == 503
+    assert result["error"].status_code == 503 and time.monotonic() - started > 0.9
     server.receive("websocket.connect")  # the filler
+    assert server.nothing_on("websocket.connect")  # no retry outlives the refusal
+    # Full for a moment only: the retried connect gets in, and the handshake succeeds.
+    server.layer.send("websocket.connect", {"filler": True})
+    thread, result = open_async(ws_url(server))
+    server.receive("websocket.connect")  # the filler: the channel has room again
+    _, connect = server.receive("websocket.connect")
+    server.layer.send(connect["reply_channel"], {"accept": True})
+    thread.join(5)
+    assert "error" not in result and result["ws"].connected
+    result["ws"].close()
     # websocket.receive full: retried briefly, then closed with 1013.
     ws, message = accept(server)
     server.layer.send("websocket.receive", {"filler": True})

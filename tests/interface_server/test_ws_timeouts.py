@@ -303,3 +303,44 @@ def test_close_true_is_1000_and_close_false_does_not_close():
     conn.reply({"close": True})
     assert conn.close_code() == 1000
     assert is_sendable_close_code(1000) and not is_sendable_close_code(True)
+
+
+# -- websocket.connect full: held and retried -------------------------------------------------------
+
+
+def start_handshake(harness: Harness) -> Transport:
+    transport = Transport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+                          hostAddress=IPv4Address("TCP", "127.0.0.1", 8000))
+    http = HTTPFactory(harness.ctx).buildProtocol(None)
+    http.makeConnection(transport)
+    http.dataReceived(HANDSHAKE)
+    return transport
+
+
+def test_a_full_websocket_connect_is_retried_until_there_is_room():
+    harness = Harness(layer=ChannelLayer(channel_capacity={"websocket.connect": 1}))
+    harness.layer.send("websocket.connect", {"filler": True})
+    transport = start_handshake(harness)
+    assert transport.value() == b""  # held, not refused
+    harness.clock.advance(1.0)
+    assert transport.value() == b"" and transport.protocol.ws_state is WSState.CONNECTING  # retried, still full
+    assert harness.layer.receive(["websocket.connect"], block=False)[1] == {"filler": True}
+    harness.clock.advance(0.3)  # the next retry (backoff at most 0.25 s) finds room
+    channel, message = harness.layer.receive(["websocket.connect"], block=False)
+    assert channel == "websocket.connect" and message["path"] == "/ws/room" and message["order"] == 0
+    harness.ctx.receiver.dispatch(message["reply_channel"], {"accept": True})
+    assert transport.value().startswith(b"HTTP/1.1 101 ")
+
+
+def test_a_connect_still_full_at_the_connect_timeout_is_refused_and_never_sent():
+    harness = Harness(layer=ChannelLayer(channel_capacity={"websocket.connect": 1}), websocket_connect_timeout=2.0)
+    harness.layer.send("websocket.connect", {"filler": True})
+    transport = start_handshake(harness)
+    for _ in range(19):
+        harness.advance_to(harness.clock.seconds() + 0.1)
+    assert transport.value() == b""  # 1.9 s: still held
+    harness.advance_to(harness.clock.seconds() + 0.2)
+    assert transport.value().startswith(b"HTTP/1.1 503 ")
+    assert harness.layer.receive(["websocket.connect"], block=False)[1] == {"filler": True}
+    harness.clock.advance(10)  # no retry is left behind to deliver a connect nobody waits for
+    assert harness.layer.receive(["websocket.connect"], block=False) == (None, None)
