@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
              "its first request); not extended by each byte; past it 408 and close (default 20)")
     add("--request-body-timeout", type=float, default=30.0,
         help="Seconds a request body may go without a byte arriving before 408 and close (default 30)")
+    add("--websocket-close-timeout", type=float, default=5.0,
+        help="Seconds a closing WebSocket may take to finish (the client's close frame, or the last bytes "
+             "going out) before the connection is aborted (default 5)")
     add("--send-timeout", type=float, default=60.0,
         help="Seconds a client may leave what the server wrote for it unread (the socket's send buffer full) "
              "before the connection is aborted (default 60; 0 = never)")
@@ -175,6 +178,7 @@ def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> Se
         request_body_timeout=args.request_body_timeout,
         max_pending_bytes=args.max_pending_bytes,
         send_timeout=args.send_timeout or None,
+        websocket_close_timeout=args.websocket_close_timeout,
         websocket_max_message_size=args.websocket_max_message_size,
         websocket_max_frame_size=args.websocket_max_frame_size,
         websocket_max_in_flight=args.websocket_max_in_flight,

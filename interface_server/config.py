@@ -109,6 +109,9 @@ class ServerConfig:
         on_ready: called in the reactor thread, once every endpoint listens,
             with the list of listening addresses as strings
             (``"tcp:127.0.0.1:8000"``, ``"unix:/tmp/x.sock"``). Default ``None``.
+        websocket_close_timeout: seconds a closing WebSocket may take to finish
+            -- the peer's answering close frame, or our last bytes going out --
+            before the connection is aborted. Default 5.
         send_timeout: seconds a client may leave what the server has written
             for it unread -- the socket's send buffer full, never draining --
             before the connection is aborted (one log line; for a WebSocket
@@ -174,6 +177,7 @@ class ServerConfig:
     signal_handlers: bool = True
     on_ready: Callable[[list[str]], object] | None = None
     send_timeout: float | None = 60.0
+    websocket_close_timeout: float = 5.0
     max_pending_bytes: int = 4 * 1024 * 1024
     websocket_max_message_size: int | None = None
     websocket_max_frame_size: int | None = None
@@ -206,7 +210,8 @@ class ServerConfig:
         elif connect == 0:
             raise ValueError("websocket_connect_timeout must be a positive number of seconds, "
                              "or -1 (or None) to wait for ever, not 0")
-        for name in ("shutdown_timeout", "keepalive_timeout", "request_head_timeout", "request_body_timeout"):
+        for name in ("shutdown_timeout", "keepalive_timeout", "request_head_timeout", "request_body_timeout",
+                     "websocket_close_timeout"):
             value = getattr(self, name)
             if value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")

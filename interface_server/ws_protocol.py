@@ -17,7 +17,7 @@ written before the connection closes), clients that do not read (1008 past
 ``max_pending_bytes``). Here: the limits' defaults, reading paused while a
 socket's messages wait for the layer
 (:class:`~interface_server.flow.InboundFlow`), and a bounded closing
-handshake (:data:`CLOSE_TIMEOUT`).
+handshake (``websocket_close_timeout``).
 """
 
 from __future__ import annotations
@@ -52,12 +52,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLOSE_TIMEOUT", "PRE_OPEN_BUFFER", "WSState", "WebSocketProtocol", "build_ws_factory",
+__all__ = ["PRE_OPEN_BUFFER", "WSState", "WebSocketProtocol", "build_ws_factory",
            "is_sendable_close_code"]
 
-CLOSE_TIMEOUT = 5.0
-"""Seconds a closing connection may take to finish (the peer's close frame, or our last bytes
-going out) before it is aborted."""
 
 CONNECT_RETRY_WINDOW = 5.0
 """Seconds a ``websocket.connect`` refused as full is retried when there is no connect timeout."""
@@ -429,7 +426,7 @@ class WebSocketProtocol(FramingProtocol):
         than its lifetime (``websocket_timeout``), however busy; pings a socket
         that has received nothing for ``ping_interval`` and drops it (1006) if
         nothing comes back within ``ping_timeout``; aborts a connection still
-        closing :data:`CLOSE_TIMEOUT` seconds after it began to (the peer never
+        closing ``websocket_close_timeout`` seconds after it began to (the peer never
         answered the close frame, or never read it).
         """
         state = self.ws_state
@@ -471,9 +468,9 @@ class WebSocketProtocol(FramingProtocol):
         if since is None:
             # Autobahn began closing on its own (it answered the client's close frame).
             self.closing_since = now
-        elif now - since > CLOSE_TIMEOUT and not self.aborted:
+        elif now - since > self.ctx.config.websocket_close_timeout and not self.aborted:
             logger.info("WebSocket %s from %s still closing after %gs; aborting it", self.path, self.client,
-                        CLOSE_TIMEOUT)
+                        self.ctx.config.websocket_close_timeout)
             self.aborted = True
             self.transport.abortConnection()
 
@@ -496,7 +493,7 @@ def build_ws_factory(ctx: ServerContext) -> WebSocketServerFactory:
         # Protocol errors get a close frame with a code (1002, 1007) rather than a dropped socket.
         failByDrop=False,
         # The handshake is held by us, with our own deadline, and the closing
-        # handshake is timed by our own check too (CLOSE_TIMEOUT), on the server's clock.
+        # handshake is timed by our own check too (websocket_close_timeout), on the server's clock.
         openHandshakeTimeout=0,
         closeHandshakeTimeout=0,
         # Per-connection limits are set in onConnect (the default depends on the path).

@@ -18,7 +18,9 @@ from asgi_backends.inmemory import ChannelLayer
 from interface_server.cli import build_parser, config_from_args
 from interface_server.config import ServerConfig
 from interface_server.ws_limits import frame_header, receive_envelope, receive_payload_limit
-from interface_server.ws_protocol import CLOSE_TIMEOUT, PRE_OPEN_BUFFER, WSState
+from interface_server.ws_protocol import PRE_OPEN_BUFFER, WSState
+
+CLOSE_TIMEOUT = ServerConfig().websocket_close_timeout
 
 from .test_ws_timeouts import OP_CLOSE, OP_PING, OP_TEXT, Harness
 
@@ -292,6 +294,21 @@ def test_close_without_an_answer_is_aborted_after_the_close_timeout():
     harness.advance_to(CLOSE_TIMEOUT + 0.01)
     assert conn.transport.disconnected  # aborted
     assert disconnect_code(harness, conn) == 4000
+
+
+def test_the_close_timeout_is_an_option():
+    harness = Harness(ping_interval=0, websocket_close_timeout=0.5)
+    conn = open_connection(harness)
+    conn.reply({"close": 4000})
+    harness.advance_to(0.5)
+    assert not conn.transport.disconnected
+    harness.advance_to(0.51)
+    assert conn.transport.disconnected
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(["m:layer", "--websocket-close-timeout", "2"]), None) \
+        .websocket_close_timeout == 2.0
+    with pytest.raises(ValueError, match="websocket_close_timeout"):
+        ServerConfig(websocket_close_timeout=0)
 
 
 def test_failed_connection_that_does_not_go_is_aborted_after_the_close_timeout():
