@@ -6,14 +6,14 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import IO, Any, Sequence
+from typing import IO, Any, Protocol, Sequence, runtime_checkable
 
 from .config import ServerConfig, build_endpoint_strings, missing_tls_support
 from .server import Server
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_parser", "config_from_args", "import_layer", "main", "parse_args"]
+__all__ = ["LayerProvider", "build_parser", "config_from_args", "import_layer", "main", "parse_args"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--websocket-max-in-flight", type=int, default=32,
         help="Messages from one WebSocket that may wait to be sent to the layer before reading from it "
              "pauses (default 32)")
+    add("--websocket-handler-timeout", type=float, default=60.0,
+        help="For Channels 2-4 consumers on workers: seconds one event may take at a worker before the "
+             "socket is closed with 1011 (default 60)")
     add("--sender-threads", type=int, default=4,
         help="Threads sending requests and frames to the layer, so its round trips never stall the "
              "event loop (default 4; 0 = send from the event loop)")
@@ -115,8 +118,19 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
     return args
 
 
+@runtime_checkable
+class LayerProvider(Protocol):
+    """An application object that knows the channel layer to serve (a Channels 2-4 ``ProtocolTypeRouter``)."""
+
+    def channel_layer_for_server(self) -> Any: ...
+
+
 def import_layer(path: str) -> Any:
     """Import ``module.path:attribute`` and return the channel layer it names.
+
+    The attribute may be the layer itself (``myproject.asgi:channel_layer``)
+    or an application offering ``channel_layer_for_server()``
+    (``myproject.asgi:application``, a ``ProtocolTypeRouter``).
 
     Raises:
         ValueError: the path has no ``:attribute`` part, or the attribute is missing.
@@ -130,9 +144,12 @@ def import_layer(path: str) -> Any:
         sys.path.insert(0, "")
     module = importlib.import_module(module_name)
     try:
-        return getattr(module, attribute)
+        found = getattr(module, attribute)
     except AttributeError:
         raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if isinstance(found, LayerProvider):
+        return found.channel_layer_for_server()
+    return found
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -182,6 +199,7 @@ def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> Se
         websocket_max_message_size=args.websocket_max_message_size,
         websocket_max_frame_size=args.websocket_max_frame_size,
         websocket_max_in_flight=args.websocket_max_in_flight,
+        websocket_handler_timeout=args.websocket_handler_timeout,
     )
 
 

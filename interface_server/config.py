@@ -141,6 +141,10 @@ class ServerConfig:
         websocket_max_in_flight: messages from one WebSocket that may wait to be
             sent to the layer before reading from it pauses (it resumes when
             half have gone). Default 32.
+        websocket_handler_timeout: for a connection served by a Channels 2-4
+            consumer on workers (see :mod:`interface_server.turns`), the longest
+            one event may take at a worker before the socket is closed with
+            1011 (its worker died, or the handler hangs). Default 60.
         server_name: the value of the ``Server`` response header when the
             application sets none (empty: no header). Default
             ``"interface-server"``.
@@ -183,6 +187,7 @@ class ServerConfig:
     websocket_max_frame_size: int | None = None
     websocket_max_in_flight: int = 32
     server_name: str = "interface-server"
+    websocket_handler_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if isinstance(self.endpoints, str) or not self.endpoints:
@@ -211,7 +216,7 @@ class ServerConfig:
             raise ValueError("websocket_connect_timeout must be a positive number of seconds, "
                              "or -1 (or None) to wait for ever, not 0")
         for name in ("shutdown_timeout", "keepalive_timeout", "request_head_timeout", "request_body_timeout",
-                     "websocket_close_timeout"):
+                     "websocket_close_timeout", "websocket_handler_timeout"):
             value = getattr(self, name)
             if value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")

@@ -35,6 +35,7 @@ from asgi_backends.exceptions import LayerUnavailable
 from asgi_backends.retry import Backoff, RetryPolicy
 
 from .flow import InboundFlow
+from .turns import ConnectionTurns, is_typed_event
 from .ws_framing import FramingProtocol, instance_slots
 from .ws_limits import (
     CLOSE_GOING_AWAY,
@@ -81,7 +82,7 @@ class WebSocketProtocol(FramingProtocol):
         "ctx", "number", "head", "path", "client", "server", "scheme", "ws_state", "reply_channel", "order", "pending",
         "handshake", "subprotocol", "connect_deadline", "connected_at", "last_activity", "close_code",
         "ping_sent_at", "closing_since", "aborted", "read_paused_before_open", "inbound", "connect_message",
-        "connect_backoff"))
+        "connect_backoff", "offered_protocols", "turns"))
 
     ctx: ServerContext
     inbound: InboundFlow  # built in connectionMade, once there is a transport
@@ -103,6 +104,9 @@ class WebSocketProtocol(FramingProtocol):
         self.pending: list[dict[str, Any]] = []
         self.handshake: Deferred | None = None
         self.subprotocol: str | None = None
+        self.offered_protocols: tuple[str, ...] = ()
+        # Set once websocket.connect is sent; serial only if a Channels 2-4 consumer answers (see .turns).
+        self.turns: ConnectionTurns | None = None
         self.connect_deadline: float | None = None
         # Kept while the handshake is held, to send again if websocket.connect was full.
         self.connect_message: dict[str, Any] | None = None
@@ -136,6 +140,7 @@ class WebSocketProtocol(FramingProtocol):
             self.client = client
         offered = ctx.config.ws_protocols
         self.subprotocol = next((p for p in request.protocols if p in offered), None)
+        self.offered_protocols = tuple(request.protocols)
         if ctx.shutting_down:
             raise ConnectionDeny(503, "Server shutting down")
         self.reply_channel = ctx.receiver.new_channel(self)
@@ -155,6 +160,7 @@ class WebSocketProtocol(FramingProtocol):
         self.connect_message = message
         # Created before sending: with inline sends a failure arrives before send() returns.
         handshake = self.handshake = Deferred()
+        self.turns = ConnectionTurns(self)
         connect_timeout = ctx.config.websocket_connect_timeout
         self.connect_deadline = None if connect_timeout is None else ctx.now() + connect_timeout
         if ctx.access_log is not None:
@@ -250,7 +256,26 @@ class WebSocketProtocol(FramingProtocol):
     # -- replies from the application ---------------------------------------------
 
     def handle_reply(self, message: dict[str, Any]) -> None:
-        """Act on one message from the reply channel."""
+        """Act on one message from the reply channel.
+
+        A Channels 2-4 consumer's answer (``replies``) and typed events
+        (``type``) go to the connection's :class:`~.turns.ConnectionTurns`.
+        """
+        turns = self.turns
+        if turns is not None:
+            if "replies" in message:
+                turns.answer(message, self._handle_frame_reply)
+                return
+            if is_typed_event(message):
+                if turns.serial or self.ws_state is WSState.CONNECTING:
+                    turns.event(message)
+                else:
+                    logger.debug("Dropping a typed event for %s: no Channels 2-4 consumer serves it", self.describe())
+                return
+        self._handle_frame_reply(message)
+
+    def _handle_frame_reply(self, message: dict[str, Any]) -> None:
+        """Act on one 1.x reply: accept, reject, a frame, a close."""
         state = self.ws_state
         if state is WSState.OPEN:
             self._apply(message)
@@ -260,6 +285,9 @@ class WebSocketProtocol(FramingProtocol):
             if accept is False or (message.get("close") and accept is not True and not frame):
                 self._deny(403, "Access denied")
             elif accept or frame:
+                chosen = message.get("subprotocol")
+                if isinstance(chosen, str) and chosen in self.offered_protocols:
+                    self.subprotocol = chosen
                 self.pending.append(message)
                 self._accept()
         elif state is WSState.ACCEPTING:
@@ -338,9 +366,17 @@ class WebSocketProtocol(FramingProtocol):
         # Reading pauses while too many of this connection's messages wait for the layer.
         inbound = self.inbound
         inbound.add(len(payload))
+        turns = self.turns
+        if turns is not None and turns.serial:
+            turns.frame(message, inbound)  # one at a time, after the consumer's previous event
+            return
         # Retried briefly on ChannelFull by the sender thread, which keeps the order.
         self.ctx.sender.send(self.number, "websocket.receive", message, self._receive_failed, retry_full=True,
                              flow=inbound)
+
+    def send_failed(self, exc: BaseException) -> None:
+        """A message of this connection could not be sent to the layer: close as its kind of failure asks."""
+        self._receive_failed(exc)
 
     def _receive_failed(self, exc: BaseException) -> None:
         if self.ws_state is WSState.CLOSED:
@@ -390,19 +426,28 @@ class WebSocketProtocol(FramingProtocol):
         self.handshake = self.connect_message = None
         if self.reply_channel is None:
             return
-        ctx.receiver.forget(self.reply_channel)
         self.order += 1
-        ctx.sender.send(self.number, "websocket.disconnect", {
+        disconnect = {
             "reply_channel": self.reply_channel,
             # When the server closed, the application wants its own code, not the client's echo;
             # a clean close without a code is 1005 (RFC 6455 section 7.1.5), a dropped one 1006.
             "code": self.close_code or code or (1005 if wasClean else 1006),
             "path": self.path,
             "order": self.order,
-        # Retried on ChannelFull like frames: when a thousand sockets close at once (a server
-        # restart), a dropped disconnect would leave the application's bookkeeping (groups,
-        # presence) for the socket behind.
-        }, retry_full=True)
+        }
+        turns = self.turns
+        if turns is not None and turns.serial:
+            turns.disconnect(disconnect)  # after the consumer's last event, with its state
+        else:
+            # Retried on ChannelFull like frames: when a thousand sockets close at once (a server
+            # restart), a dropped disconnect would leave the application's bookkeeping (groups,
+            # presence) for the socket behind.
+            ctx.sender.send(self.number, "websocket.disconnect", dict(disconnect), retry_full=True)
+            if turns is not None and previous is WSState.CONNECTING and turns.in_flight == 0:
+                # A Channels 2-4 consumer may still answer the handshake: it then gets a disconnect with its state.
+                turns.disconnect(disconnect)
+            else:
+                ctx.receiver.forget(self.reply_channel)
         if ctx.access_log is not None and previous is not WSState.CONNECTING:
             ctx.access_log.websocket("WSDISCONNECT", self.client, self.path)
         if ctx.verbose:
@@ -430,6 +475,9 @@ class WebSocketProtocol(FramingProtocol):
         answered the close frame, or never read it).
         """
         state = self.ws_state
+        turns = self.turns
+        if turns is not None and turns.in_flight:
+            turns.check(now)
         if state is WSState.CLOSING or (state is WSState.OPEN and self.state != self.STATE_OPEN):
             self._check_closing(now)
             return
