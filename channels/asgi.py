@@ -55,6 +55,11 @@ BACKEND_ALIASES: dict[str, str] = {
     "asgi_redis.RedisLocalChannelLayer": "asgi_backends.redis.legacy.AsgiRedisLocalChannelLayer",
     # The same-machine (cross-process, no server) layer replaces asgi_ipc.
     "asgi_ipc.IPCChannelLayer": "asgi_backends.sqlite.SQLiteChannelLayer",
+    # Channels 2-4 settings: channels_redis (its CONFIG forms, see ChannelsRedisChannelLayer) and the
+    # in-memory layer Channels ships.
+    "channels_redis.core.RedisChannelLayer": "asgi_backends.redis.channels_redis.ChannelsRedisChannelLayer",
+    "channels_redis.pubsub.RedisPubSubChannelLayer": "asgi_backends.redis.channels_redis.ChannelsRedisChannelLayer",
+    "channels.layers.InMemoryChannelLayer": "asgi_backends.inmemory.ChannelLayer",
 }
 
 
@@ -84,7 +89,7 @@ class ChannelLayerWrapper:
     wrapper can be used wherever a layer is expected.
     """
 
-    def __init__(self, channel_layer: ChannelLayer, alias: str, routing: Any) -> None:
+    def __init__(self, channel_layer: ChannelLayer, alias: str, routing: Any, application: Any = None) -> None:
         from .routing import Router
 
         if isinstance(channel_layer, ChannelLayerWrapper):
@@ -100,7 +105,8 @@ class ChannelLayerWrapper:
             setattr(self, name, getattr(channel_layer, name))
         self.alias = alias
         self.routing = routing
-        self.router: Router = Router(routing)
+        self.application = application
+        self.router: Router = Router(routing, application=application, alias=alias)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names the wrapper itself lacks: the backend's API.
@@ -166,7 +172,8 @@ class ChannelLayerManager:
         config = configs[alias]
         if not isinstance(config, dict) or "BACKEND" not in config:
             raise ImproperlyConfigured(f"CHANNEL_LAYERS[{alias!r}] must be a dict with a 'BACKEND' key, not {config!r}")
-        return build_layer(alias, config["BACKEND"], config.get("CONFIG") or {}, config.get("ROUTING", []))
+        return build_layer(alias, config["BACKEND"], config.get("CONFIG") or {}, config.get("ROUTING", []),
+                           asgi_application())
 
     def set(self, alias: str, layer: ChannelLayerWrapper | ChannelLayer | None) -> ChannelLayerWrapper | None:
         """Make ``alias`` use ``layer``; return the wrapper it replaced (or None).
@@ -176,7 +183,8 @@ class ChannelLayerManager:
         the alias, so the next lookup builds it from settings again.
         """
         if layer is not None and not isinstance(layer, ChannelLayerWrapper):
-            layer = ChannelLayerWrapper(layer, alias, self.configs.get(alias, {}).get("ROUTING", []))
+            layer = ChannelLayerWrapper(layer, alias, self.configs.get(alias, {}).get("ROUTING", []),
+                                        asgi_application())
         with self._lock:
             old = self.backends.get(alias)
             if layer is None:
@@ -218,7 +226,19 @@ def backend_class(path: str, alias: str = DEFAULT_CHANNEL_LAYER) -> type:
         raise ImproperlyConfigured(f"Cannot import BACKEND {shown} of channel layer {alias!r}: {exc}") from exc
 
 
-def build_layer(alias: str, backend: str, config: dict[str, Any], routing: Any) -> ChannelLayerWrapper:
+def asgi_application() -> str | None:
+    """Return ``settings.ASGI_APPLICATION`` (the Channels 2-4 application's dotted path), or None."""
+    from django.conf import settings
+
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if path is not None and not isinstance(path, str):
+        raise ImproperlyConfigured(f"ASGI_APPLICATION must be a dotted path like 'myproject.asgi.application', "
+                                   f"not {path!r}")
+    return path or None
+
+
+def build_layer(alias: str, backend: str, config: dict[str, Any], routing: Any,
+                application: Any = None) -> ChannelLayerWrapper:
     """Instantiate a backend layer and wrap it with its ``alias`` and ``routing``.
 
     Raises:
@@ -233,7 +253,7 @@ def build_layer(alias: str, backend: str, config: dict[str, Any], routing: Any) 
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"Channel layer {alias!r} ({backend}) rejected its CONFIG {config!r}: {exc}") from exc
     try:
-        return ChannelLayerWrapper(layer, alias, routing)
+        return ChannelLayerWrapper(layer, alias, routing, application)
     except TypeError as exc:
         raise ImproperlyConfigured(f"BACKEND {backend!r} of channel layer {alias!r}: {exc}") from exc
 

@@ -98,10 +98,18 @@ def channel_and_http_session_user_from_http(func: Callable[..., Any]) -> Callabl
     return _user_from_http(func, channel_and_http_session)
 
 
+# The Channels 2-4 middleware and helpers (their own module; this is where Channels imports them from).
+from .auth_middleware import AuthMiddleware, AuthMiddlewareStack, get_user, login, logout  # noqa: E402
+
 __all__ = [
+    "AuthMiddleware",
+    "AuthMiddlewareStack",
     "channel_and_http_session_user_from_http",
     "channel_session_user",
     "channel_session_user_from_http",
+    "get_user",
     "http_session_user",
+    "login",
+    "logout",
     "transfer_user",
 ]

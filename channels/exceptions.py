@@ -14,12 +14,15 @@ if TYPE_CHECKING:
     from .message import Message
 
 __all__ = [
+    "AcceptConnection",
     "ChannelSocketException",
     "ConsumeLater",
     "DenyConnection",
     "RequestAborted",
+    "InvalidChannelLayerError",
     "RequestTimeout",
     "ResponseLater",
+    "StopConsumer",
 ]
 
 
@@ -40,7 +43,19 @@ class RequestAborted(Exception):
 
 
 class DenyConnection(Exception):
-    """Raised in a ``websocket.connect`` consumer to refuse the handshake (HTTP 403)."""
+    """Raised in a ``websocket.connect`` consumer (or a Channels 2-4 ``connect()``) to refuse the handshake (HTTP 403)."""
+
+
+class AcceptConnection(Exception):
+    """Raised in a Channels 2-4 consumer's ``connect()`` to accept the handshake."""
+
+
+class StopConsumer(Exception):
+    """Raised by a Channels 2-4 consumer to end its connection's instance (after a disconnect)."""
+
+
+class InvalidChannelLayerError(ValueError):
+    """A consumer needs a channel layer that is not configured (``CHANNEL_LAYERS``)."""
 
 
 class ChannelSocketException(Exception):

@@ -235,14 +235,30 @@ class Router:
         defaults: append Channels' defaults after the routing: Django views
             answer ``http.request``, ``websocket.connect`` is accepted, and
             ``websocket.receive``/``websocket.disconnect`` are ignored.
+        application: a Channels 2-4 ASGI application (``ASGI_APPLICATION``:
+            the object or its dotted path, imported when the worker first
+            needs it). With it, the WebSocket defaults are replaced by the
+            application (see :class:`channels.turns.ApplicationConsumer`),
+            which also gets typed events and the channels a
+            ``ChannelNameRouter`` in it names; ``http.request`` still goes
+            to Django's views.
+        alias: the layer the application's consumers see as ``channel_layer``.
 
     Attributes:
         channels: every channel some route listens on.
     """
 
-    def __init__(self, routing: Any, defaults: bool = True) -> None:
+    def __init__(self, routing: Any, defaults: bool = True, application: Any = None,
+                 alias: str = "default") -> None:
         self.root = Include(routing)
-        if defaults:
+        self._app_consumer: Any = None
+        self._named_channels_added = application is None
+        if application is not None:
+            from .turns import ApplicationConsumer
+
+            self._app_consumer = ApplicationConsumer(application, alias)
+            self.root.routing.extend(application_routes(self._app_consumer))
+        elif defaults:
             self.root.routing.extend(default_routes())
         self._rebuild()
 
@@ -251,7 +267,22 @@ class Router:
         for channel, entry in self.root.flatten({}):
             table.setdefault(channel, []).append(entry)
         self.table = {channel: tuple(entries) for channel, entries in table.items()}
-        self.channels = set(self.table)
+        self._channels = set(self.table)
+
+    @property
+    def channels(self) -> set[str]:
+        """Every channel some route listens on (importing the ASGI application, if any, to learn its named channels)."""
+        if not self._named_channels_added:
+            self._add_named_channels()
+        return self._channels
+
+    def _add_named_channels(self) -> None:
+        self._named_channels_added = True
+        names = getattr(self._app_consumer.application, "channel_names", None)
+        if callable(names):
+            for name in sorted(names()):
+                self.root.routing.append(Route(name, self._app_consumer))
+            self._rebuild()
 
     def add_route(self, route: Any) -> None:
         """Append one route (after the defaults, so it only sees what they leave)."""
@@ -260,6 +291,8 @@ class Router:
 
     def match(self, message: Any) -> tuple[Any, dict[str, Any]] | None:
         """Return ``(consumer, kwargs)`` for the first route matching ``message``, or None."""
+        if not self._named_channels_added:
+            self._add_named_channels()
         name = message.channel.name
         entries = self.table.get(name)
         if entries is None:
@@ -312,8 +345,22 @@ def default_routes() -> list[Route]:
     ]
 
 
+def application_routes(consumer: Any) -> list[Route]:
+    """Return the routes that hand WebSocket traffic and typed events to a Channels 2-4 application."""
+    from .turns import EVENT_CHANNEL
+
+    return [
+        Route("http.request", LazyViewConsumer()),
+        Route(["websocket.connect", "websocket.receive", "websocket.disconnect", EVENT_CHANNEL], consumer),
+    ]
+
+
 route = Route
 route_class = RouteClass
 include = Include
 
-__all__ = ["Include", "Route", "RouteClass", "Router", "include", "route", "route_class"]
+# The Channels 2-4 routers live in their own module; this is where Channels imports them from.
+from .routers import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
+
+__all__ = ["ChannelNameRouter", "Include", "ProtocolTypeRouter", "Route", "RouteClass", "Router", "URLRouter",
+           "include", "route", "route_class"]

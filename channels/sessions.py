@@ -230,8 +230,12 @@ def channel_and_http_session(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 from .ordering import enforce_ordering  # noqa: E402 -- ordering builds on channel_session
+from .session_middleware import CookieMiddleware, SessionMiddleware, SessionMiddlewareStack  # noqa: E402
 
 __all__ = [
+    "CookieMiddleware",
+    "SessionMiddleware",
+    "SessionMiddlewareStack",
     "channel_and_http_session",
     "channel_session",
     "enforce_ordering",

@@ -147,23 +147,7 @@ class AllowedHostsOnlyOriginValidator(BaseOriginValidator):
     """
 
     def validate_origin(self, message: Message, origin: str) -> bool:
-        allowed = list(settings.ALLOWED_HOSTS)
-        if settings.DEBUG and not allowed:
-            allowed = [".localhost", "127.0.0.1", "[::1]"]
-        try:
-            parsed = urlparse(origin)
-        except ValueError:
-            return False
-        try:
-            hostname, port = parsed.hostname, parsed.port
-        except ValueError:  # a port that is not a number
-            return False
-        if not hostname:
-            return False
-        if ":" in hostname:  # IPv6 literals are bracketed in ALLOWED_HOSTS
-            hostname = f"[{hostname}]"
-        candidates = [hostname] if port is None else [f"{hostname}:{port}", hostname]
-        return any(validate_host(candidate, allowed) for candidate in candidates)
+        return origin_in_allowed_hosts(origin)
 
 
 class OriginValidator(BaseOriginValidator):
@@ -185,16 +169,47 @@ class OriginValidator(BaseOriginValidator):
         self.allowed_origins = list(allowed_origins)
 
     def validate_origin(self, message: Message, origin: str) -> bool:
+        return origin_in_list(origin, self.allowed_origins)
+
+
+def origin_in_allowed_hosts(origin: str) -> bool:
+    """Return True if the host of ``origin`` is in ``settings.ALLOWED_HOSTS`` (with Django's DEBUG defaults)."""
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    try:
         parsed = urlparse(origin)
-        for pattern in self.allowed_origins:
-            if "://" in pattern:
-                if origin.rstrip("/") == pattern.rstrip("/"):
-                    return True
-            elif parsed.hostname and (pattern == "*" or is_same_domain(parsed.hostname, pattern)):
-                return True
+    except ValueError:
         return False
+    try:
+        hostname, port = parsed.hostname, parsed.port
+    except ValueError:  # a port that is not a number
+        return False
+    if not hostname:
+        return False
+    if ":" in hostname:  # IPv6 literals are bracketed in ALLOWED_HOSTS
+        hostname = f"[{hostname}]"
+    candidates = [hostname] if port is None else [f"{hostname}:{port}", hostname]
+    return any(validate_host(candidate, allowed) for candidate in candidates)
+
+
+def origin_in_list(origin: str, allowed_origins: list[str]) -> bool:
+    """Return True if ``origin`` matches an entry: a host pattern (``.example.com``, ``*``) or a full origin."""
+    try:
+        parsed = urlparse(origin)
+        hostname = parsed.hostname
+    except ValueError:
+        return False
+    for pattern in allowed_origins:
+        if "://" in pattern:
+            if origin.rstrip("/") == pattern.rstrip("/"):
+                return True
+        elif hostname and (pattern == "*" or is_same_domain(hostname, pattern)):
+            return True
+    return False
 
 
 allowed_hosts_only = AllowedHostsOnlyOriginValidator
 
-__all__ = ["AllowedHostsOnlyOriginValidator", "BaseOriginValidator", "OriginValidator", "allowed_hosts_only"]
+__all__ = ["AllowedHostsOnlyOriginValidator", "BaseOriginValidator", "OriginValidator", "allowed_hosts_only",
+           "origin_in_allowed_hosts", "origin_in_list"]

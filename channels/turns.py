@@ -1,0 +1,438 @@
+"""One event of one connection, run by whichever worker received it: a *turn*.
+
+Channels 2-4 keep a consumer instance alive for a connection's lifetime in
+the server's process. Here any worker may run any event of a connection,
+so an instance lives for one event only:
+
+1. the interface server sends the event (``websocket.connect``,
+   ``websocket.receive``, ``websocket.disconnect``, or a typed event that
+   arrived on the connection's reply channel, forwarded on
+   ``websocket.event``) with the connection's **state**: an opaque msgpack
+   blob holding the connection's scope and the attributes the earlier
+   handlers left on the instance;
+2. a worker rebuilds ``scope`` from it, runs the project's ASGI application
+   (routers, middleware, then the consumer class), whose consumer restores
+   its attributes, handles the one event and saves them again;
+3. the worker answers on the reply channel with *one* message: the frames
+   the handler sent (``replies``), the number of the turn it handled and
+   the new state. The interface server forwards the connection's next
+   event only then, so a connection's events run in order and one at a
+   time, and a worker killed between two events loses nothing that the
+   last completed handler saved.
+
+Wire format, on top of the ASGI 1.0 messages (see docs/consumers2.rst):
+
+* to a worker: the 1.x message plus ``turn`` (int) and ``state`` (bytes);
+  typed events go on :data:`EVENT_CHANNEL` as ``{"reply_channel", "path",
+  "turn", "state", "event": {...}}``;
+* back: ``{"replies": [1.x reply messages], "handled": turn, "state": bytes}``
+  (a ``replies`` message without ``handled`` carries output that did not
+  fit in one message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
+
+import msgpack
+
+from asgi_backends.base import loggable_name
+
+if TYPE_CHECKING:
+    from .layers import AsyncChannelLayer
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EVENT_CHANNEL", "TURN_KEY", "ApplicationConsumer", "NoHandlerError", "Turn", "run_turn"]
+
+TURN_KEY = "channels.turn"
+"""The scope key under which a consumer finds its :class:`Turn` (middleware copies it along with the scope)."""
+
+EVENT_CHANNEL = "websocket.event"
+"""Where the interface server forwards typed events sent to a connection's ``channel_name``."""
+
+CLOSE_INTERNAL_ERROR = 1011
+
+REPLIES_SPLIT = 512 * 1024
+"""Payload bytes after which a turn's frames go out in a message of their own (the layer's limit is 1 MB)."""
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+
+class NoHandlerError(ValueError):
+    """A consumer received an event whose ``type`` names no method of its class."""
+
+
+class ReplySink(Protocol):
+    """Where a turn's output goes once the turn is over (a worker's layer, or a test communicator)."""
+
+    def send(self, channel: str, message: Message) -> None: ...
+
+
+class Turn:
+    """What the consumer of one turn needs and leaves behind.
+
+    Args:
+        event: the ASGI event to handle (``{"type": "websocket.receive", "text": ...}``).
+        channel_name: the connection's reply channel: its ``channel_name``.
+        layer: the awaitable layer consumers see as ``self.channel_layer``.
+        attrs: the instance attributes saved by the previous turn.
+        executor: where the handlers of synchronous consumers run.
+        description: the connection, for log lines.
+
+    Attributes:
+        replies: the 1.x reply messages the handler produced, in order.
+        stop: the consumer raised ``StopConsumer`` (or handled a disconnect).
+        failed: the turn raised; its attributes are not saved.
+    """
+
+    __slots__ = ("event", "channel_name", "layer", "attrs", "executor", "description", "replies", "stop",
+                 "failed", "error", "send_unwrapped", "consumer")
+
+    def __init__(self, event: Message, channel_name: str | None, layer: AsyncChannelLayer | None,
+                 attrs: dict[str, Any] | None = None, executor: ThreadPoolExecutor | None = None,
+                 description: str = "") -> None:
+        self.event = event
+        self.channel_name = channel_name
+        self.layer = layer
+        self.attrs: dict[str, Any] = attrs or {}
+        self.executor = executor
+        self.description = description
+        self.replies: list[Message] = []
+        self.stop = False
+        self.failed = False
+        self.error: BaseException | None = None
+        self.send_unwrapped: Callable[[Message], Awaitable[None]] | None = None
+        self.consumer: Any = None
+
+    def collect(self, message: Message) -> None:
+        """Record one ASGI message the consumer sent, as the 1.x reply the interface server understands.
+
+        Raises:
+            ValueError: the message type is not one a WebSocket consumer may send.
+        """
+        kind = message.get("type")
+        if kind == "websocket.send":
+            text, data = message.get("text"), message.get("bytes")
+            if text is not None:
+                self.replies.append({"text": text})
+            elif data is not None:
+                self.replies.append({"bytes": data})
+            else:
+                raise ValueError("websocket.send needs 'text' or 'bytes'")
+        elif kind == "websocket.accept":
+            reply: Message = {"accept": True}
+            if message.get("subprotocol") is not None:
+                reply["subprotocol"] = message["subprotocol"]
+            self.replies.append(reply)
+        elif kind == "websocket.close":
+            code = message.get("code")
+            self.replies.append({"close": code if isinstance(code, int) and not isinstance(code, bool) else True})
+        else:
+            raise ValueError(f"A WebSocket consumer cannot send a {kind!r} message (expected websocket.accept, "
+                             "websocket.send or websocket.close)")
+
+
+# -- state: the connection's scope and the attributes kept between turns ------------
+
+
+def pack_state(scope_base: Scope, attrs: dict[str, Any]) -> bytes:
+    """Return the connection's state blob: its base scope and the attributes to keep.
+
+    Raises:
+        TypeError: something in ``attrs`` cannot be packed (callers drop
+            such attributes first, see :func:`keepable`).
+    """
+    return msgpack.packb({"s": scope_base, "a": attrs}, use_bin_type=True)
+
+
+def unpack_state(blob: Any) -> tuple[Scope | None, dict[str, Any]]:
+    """Return ``(base scope, attributes)`` from a state blob (``(None, {})`` for none or a damaged one)."""
+    if not isinstance(blob, bytes):
+        return None, {}
+    try:
+        state = msgpack.unpackb(blob, raw=False)
+    except Exception:
+        logger.warning("Dropping a connection state that does not decode")
+        return None, {}
+    if not isinstance(state, dict):
+        return None, {}
+    scope, attrs = state.get("s"), state.get("a")
+    return (scope if isinstance(scope, dict) else None), (attrs if isinstance(attrs, dict) else {})
+
+
+_warned_unkeepable: set[tuple[str, str]] = set()
+
+
+def keepable(owner: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Return the attributes of ``attrs`` msgpack can carry to the next turn.
+
+    The others are dropped (the next turn's instance will not have them);
+    each ``(class, attribute)`` is logged once per process with a warning.
+    """
+    try:
+        msgpack.packb(attrs, use_bin_type=True)
+        return attrs
+    except (TypeError, ValueError, OverflowError):
+        pass
+    kept: dict[str, Any] = {}
+    for name, value in attrs.items():
+        try:
+            msgpack.packb(value, use_bin_type=True)
+        except (TypeError, ValueError, OverflowError):
+            key = (owner, name)
+            if key not in _warned_unkeepable:
+                _warned_unkeepable.add(key)
+                logger.warning(
+                    "%s.%s (%s) is not kept for the connection's next event: state between events must be "
+                    "msgpack-serialisable (str, bytes, int, float, bool, None, lists and dicts of them); "
+                    "it is missing on the next event's instance (this is logged once)",
+                    owner, name, type(value).__name__,
+                )
+            continue
+        kept[name] = value
+    return kept
+
+
+# -- the scope of a connection ---------------------------------------------------
+
+
+def scope_from_connect(content: Message) -> Scope:
+    """Return the base WebSocket scope of a connection from its ``websocket.connect`` message.
+
+    What the routers and middleware add (``url_route``, ``cookies``,
+    ``session``, ``user``) is added again on every turn.
+    """
+    headers = [list(pair) for pair in content.get("headers") or () if isinstance(pair, (list, tuple)) and len(pair) == 2]
+    subprotocols: list[str] = []
+    for name, value in headers:
+        if name == b"sec-websocket-protocol" and isinstance(value, bytes):
+            subprotocols.extend(part.strip() for part in value.decode("latin-1").split(",") if part.strip())
+    query = content.get("query_string", b"")
+    if isinstance(query, str):
+        query = query.encode("latin-1")
+    path = content.get("path") or "/"
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "scheme": content.get("scheme") or "ws",
+        "path": path,
+        "raw_path": path.encode("utf-8", "surrogateescape") if isinstance(path, str) else path,
+        "query_string": query,
+        "root_path": content.get("root_path") or "",
+        "headers": headers,
+        "client": content.get("client"),
+        "server": content.get("server"),
+        "subprotocols": subprotocols,
+    }
+
+
+def event_from_message(channel: str, content: Message) -> Message:
+    """Return the ASGI 3 event a 1.x WebSocket message stands for.
+
+    Raises:
+        ValueError: a ``websocket.event`` message without a typed event.
+    """
+    if channel == "websocket.receive":
+        event: Message = {"type": "websocket.receive"}
+        if content.get("text") is not None:
+            event["text"] = content["text"]
+        else:
+            event["bytes"] = content.get("bytes")
+        return event
+    if channel == "websocket.connect":
+        return {"type": "websocket.connect"}
+    if channel == "websocket.disconnect":
+        return {"type": "websocket.disconnect", "code": content.get("code", 1000)}
+    event = content.get("event")
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise ValueError(f"a {EVENT_CHANNEL} message must carry an 'event' dict with a str 'type', not {event!r}")
+    return event
+
+
+# -- running a turn ------------------------------------------------------------------
+
+
+def _failing_method(exc: BaseException) -> tuple[str, str]:
+    """Return ``(class name, method name)`` of the innermost consumer or middleware frame that raised."""
+    found = ("?", "?")
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        owner = frame.f_locals.get("self")
+        if owner is not None and (hasattr(owner, "dispatch") or hasattr(owner, "inner")):
+            found = (type(owner).__qualname__, frame.f_code.co_name)
+    return found
+
+
+async def run_turn(application: ASGIApp, scope: Scope, turn: Turn) -> None:
+    """Run ``application`` for the one event of ``turn``; contain and log what it raises.
+
+    A failure is logged with the class, the method and the connection, and
+    ends the connection: ``{"close": 1011}`` is appended to the replies
+    (before the handshake was accepted that refuses it). A missing handler
+    gets one line without a traceback.
+    """
+    scope[TURN_KEY] = turn
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if delivered:
+            raise RuntimeError("a consumer on a worker handles one event per call; the next comes in a new call")
+        delivered = True
+        return turn.event
+
+    async def send(message: Message) -> None:
+        turn.collect(message)
+
+    turn.send_unwrapped = send
+    try:
+        await application(scope, receive, send)
+    except NoHandlerError as exc:
+        turn.failed, turn.error = True, exc
+        logger.error("%s; closing connection %s with 1011", exc, turn.description)
+        turn.replies.append({"close": CLOSE_INTERNAL_ERROR})
+    except RouteNotFound as exc:
+        turn.failed, turn.error = True, exc
+        logger.warning("%s; refusing connection %s", exc, turn.description)
+        turn.replies.append({"close": True})
+    except Exception as exc:
+        turn.failed, turn.error = True, exc
+        owner, method = _failing_method(exc)
+        logger.error("%s.%s raised handling %s for connection %s; closing it with 1011", owner, method,
+                     turn.event.get("type"), turn.description, exc_info=exc)
+        turn.replies.append({"close": CLOSE_INTERNAL_ERROR})
+
+
+class RouteNotFound(ValueError):
+    """No route of a router matched the connection (it is refused, with a warning naming the path)."""
+
+
+# -- the worker's side: a 1.x consumer running the ASGI application ----------------
+
+_thread_state = threading.local()
+
+
+def _thread_loop() -> tuple[asyncio.AbstractEventLoop, ThreadPoolExecutor]:
+    """Return this worker thread's event loop and the thread its synchronous handlers run in."""
+    loop = getattr(_thread_state, "loop", None)
+    if loop is None:
+        loop = _thread_state.loop = asyncio.new_event_loop()
+        _thread_state.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-consumer")
+    return loop, _thread_state.executor
+
+
+def split_replies(replies: list[Message]) -> list[list[Message]]:
+    """Split a turn's replies so that no message carries much more than :data:`REPLIES_SPLIT` bytes of frames."""
+    chunks: list[list[Message]] = [[]]
+    size = 0
+    for reply in replies:
+        payload = reply.get("text") or reply.get("bytes") or ""
+        length = len(payload)
+        if chunks[-1] and size + length > REPLIES_SPLIT:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(reply)
+        size += length
+    return chunks
+
+
+class ApplicationConsumer:
+    """The 1.x consumer that runs a Channels 2-4 ASGI application for WebSocket and named-channel messages.
+
+    Routed (by :class:`channels.routing.Router`, when ``ASGI_APPLICATION``
+    is set) on ``websocket.connect``, ``websocket.receive``,
+    ``websocket.disconnect``, :data:`EVENT_CHANNEL` and the channels a
+    ``ChannelNameRouter`` names.
+
+    Args:
+        application: the ASGI application, or a ``module.attribute`` /
+            ``module:attribute`` path to it (imported on first use).
+        alias: the channel layer consumers see as ``self.channel_layer``.
+    """
+
+    manages_db_connections = True  # synchronous handlers tidy them in the thread they run in
+    manages_replies = True  # no auto-accept: a consumer that does not accept leaves the handshake pending
+
+    def __init__(self, application: Any, alias: str = "default") -> None:
+        self._application = application
+        self.alias = alias
+
+    @property
+    def application(self) -> ASGIApp:
+        """The ASGI application (imported on first use when given as a path)."""
+        app = self._application
+        if isinstance(app, str):
+            app = self._application = import_application(app)
+        return app
+
+    def __call__(self, message: Any, **kwargs: Any) -> None:
+        from .layers import get_channel_layer
+
+        content = message.content
+        channel = message.channel.name
+        loop, executor = _thread_loop()
+        layer = get_channel_layer(self.alias)
+        if not channel.startswith("websocket."):
+            turn = Turn(content, channel, layer, executor=executor, description=f"channel {channel}")
+            loop.run_until_complete(run_turn(self.application, {"type": "channel", "channel": channel}, turn))
+            return
+        reply_channel = content.get("reply_channel")
+        if not isinstance(reply_channel, str):
+            logger.warning("Dropping a %s message without a reply_channel", channel)
+            return
+        if channel == "websocket.connect":
+            scope_base, attrs = scope_from_connect(content), {}
+        else:
+            scope_base, attrs = unpack_state(content.get("state"))
+            if scope_base is None:
+                logger.warning("Dropping a %s message for %s without a connection state (sent by a 1.x interface "
+                               "server?)", channel, loggable_name(reply_channel))
+                return
+        try:
+            event = event_from_message(channel, content)
+        except ValueError as exc:
+            logger.warning("Dropping a message on %s: %s", channel, exc)
+            return
+        turn = Turn(event, reply_channel, layer, dict(attrs), executor,
+                    f"{scope_base.get('path')} ({loggable_name(reply_channel)})")
+        scope = dict(scope_base)
+        loop.run_until_complete(run_turn(self.application, scope, turn))
+        if channel == "websocket.disconnect":
+            return  # the interface server has forgotten the connection: nothing to answer
+        state = content.get("state") if turn.failed else self._state(scope_base, turn)
+        self._answer(message.channel_layer, reply_channel, turn, content.get("turn", 0), state)
+
+    @staticmethod
+    def _state(scope_base: Scope, turn: Turn) -> bytes:
+        owner = type(turn.consumer).__qualname__ if turn.consumer is not None else "consumer"
+        return pack_state(scope_base, keepable(owner, turn.attrs))
+
+    @staticmethod
+    def _answer(layer: Any, reply_channel: str, turn: Turn, number: int, state: Any) -> None:
+        chunks = split_replies(turn.replies)
+        for chunk in chunks[:-1]:
+            layer.send(reply_channel, {"replies": chunk})
+        layer.send(reply_channel, {"replies": chunks[-1], "handled": number, "state": state})
+
+
+def import_application(path: str) -> ASGIApp:
+    """Import ``package.module.attribute`` (or ``package.module:attribute``).
+
+    Raises:
+        ImproperlyConfigured: it cannot be imported.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+    from django.utils.module_loading import import_string
+
+    try:
+        return import_string(path.replace(":", "."))
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"Cannot import the ASGI application {path!r}: {exc}") from exc
