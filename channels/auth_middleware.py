@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend, user_logged_in
 from django.contrib.auth import user_logged_out
-from django.contrib.auth.models import AnonymousUser
 from django.utils.crypto import constant_time_compare
 
 from .db import database_sync_to_async
@@ -20,6 +19,13 @@ from .middleware import BaseMiddleware
 from .session_middleware import CookieMiddleware, SessionMiddleware
 
 __all__ = ["AuthMiddleware", "AuthMiddlewareStack", "get_user", "login", "logout"]
+
+
+def AnonymousUser() -> Any:  # noqa: N802 - stands for the class, imported once apps are ready
+    """Return Django's anonymous user (imported here: asgi.py imports this module before Django is set up)."""
+    from django.contrib.auth.models import AnonymousUser as Anonymous
+
+    return Anonymous()
 
 
 def _session_of(scope: dict[str, Any]) -> Any:
