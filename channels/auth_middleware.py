@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend, user_logged_in
-from django.contrib.auth import user_logged_out
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    load_backend,
+    user_logged_in,
+    user_logged_out,
+)
 from django.utils.crypto import constant_time_compare
 
 from .db import database_sync_to_async

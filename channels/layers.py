@@ -29,11 +29,11 @@ import secrets
 from typing import Any
 
 from asgi_backends.base import ChannelLayer
-from asgi_backends.exceptions import ChannelFull, MessageTooLarge
+from asgi_backends.exceptions import ChannelFull, MessageTooLarge  # noqa: F401 -- Channels exposes them here
 
 from .asgi import DEFAULT_CHANNEL_LAYER, channel_layers
 
-__all__ = ["AsyncChannelLayer", "ChannelFull", "InMemoryChannelLayer", "MessageTooLarge", "get_channel_layer"]
+__all__ = ["AsyncChannelLayer", "InMemoryChannelLayer", "get_channel_layer"]
 
 RECEIVE_WAIT = 1.0
 """Seconds one blocking receive of :meth:`AsyncChannelLayer.receive` waits before it tries again."""

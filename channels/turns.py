@@ -393,8 +393,10 @@ class ApplicationConsumer:
         else:
             scope_base, attrs = unpack_state(content.get("state"))
             if scope_base is None:
-                logger.warning("Dropping a %s message for %s without a connection state (sent by a 1.x interface "
-                               "server?)", channel, loggable_name(reply_channel))
+                # A disconnect without state: the connection never got past a failed connect (or closed
+                # during its handshake, when the state-carrying disconnect follows).
+                log = logger.debug if channel == "websocket.disconnect" else logger.warning
+                log("Dropping a %s message for %s without a connection state", channel, loggable_name(reply_channel))
                 return
         try:
             event = event_from_message(channel, content)

@@ -193,8 +193,8 @@ def test_channel_name_router_names_its_channels():
 
 
 def test_backend_paths_of_channels_2_to_4(redis_server):
-    from channels.asgi import backend_class
     from asgi_backends.redis.channels_redis import ChannelsRedisChannelLayer
+    from channels.asgi import backend_class
 
     assert backend_class("channels_redis.core.RedisChannelLayer") is ChannelsRedisChannelLayer
     layer = ChannelsRedisChannelLayer(hosts=[{"address": redis_server.url}], prefix="t2", capacity=10,
