@@ -9,9 +9,11 @@ naming it:
 * ``hosts``: each entry a URL (``"redis://:pw@host:6379/0"``), a
   ``(host, port)`` pair, or a dict: ``{"address": URL or (host, port)}``
   with optional ``password``, ``username``, ``db``, ``ssl``, or
-  ``{"host": ..., "port": ...}``. Several hosts shard channels, as in
-  channels_redis. Sentinel dicts (``"sentinels"``) are refused: use
-  :class:`~.sentinel.RedisSentinelChannelLayer`.
+  ``{"host": ..., "port": ...}``; a dict's other keys are redis-py
+  connection options (``socket_timeout``, ``socket_connect_timeout``...),
+  which must then be the same for every host. Several hosts shard
+  channels, as in channels_redis. Sentinel dicts (``"sentinels"``) are
+  refused: use :class:`~.sentinel.RedisSentinelChannelLayer`.
 * ``prefix`` (default ``"asgi"``): the key prefix, followed by ``":"``.
 * ``expiry``, ``group_expiry``, ``capacity``, ``channel_capacity``,
   ``symmetric_encryption_keys``: the same meaning.
@@ -27,7 +29,7 @@ from urllib.parse import quote
 
 from .layer import RedisChannelLayer
 
-__all__ = ["CHANNELS_REDIS_KEYS", "ChannelsRedisChannelLayer", "host_entry"]
+__all__ = ["CHANNELS_REDIS_KEYS", "ChannelsRedisChannelLayer", "connection_options", "host_entry"]
 
 CHANNELS_REDIS_KEYS: tuple[str, ...] = (
     "hosts", "prefix", "expiry", "group_expiry", "capacity", "channel_capacity", "symmetric_encryption_keys",
@@ -40,8 +42,11 @@ _ADDRESS_KEYS = {"address", "host", "port", "password", "username", "db", "ssl"}
 def host_entry(entry: Any) -> Any:
     """Return one channels_redis ``hosts`` entry as this layer takes it (a URL or ``(host, port)``).
 
+    A dict's redis-py connection options are not part of the result: see
+    :func:`connection_options`.
+
     Raises:
-        TypeError: a Sentinel entry or an unknown key.
+        TypeError: a Sentinel entry, or not a URL, pair or dict.
         ValueError: a dict without an address.
     """
     if isinstance(entry, (str, tuple, list)):
@@ -51,10 +56,6 @@ def host_entry(entry: Any) -> Any:
     if "sentinels" in entry:
         raise TypeError("Sentinel hosts are not taken under channels_redis's name: use BACKEND "
                         "'asgi_backends.redis.RedisSentinelChannelLayer'")
-    unknown = set(entry) - _ADDRESS_KEYS
-    if unknown:
-        raise TypeError(f"channels_redis hosts entry {entry!r} has keys this layer does not take: "
-                        f"{', '.join(sorted(unknown))}")
     address = entry.get("address")
     if address is None:
         if "host" not in entry:
@@ -74,6 +75,25 @@ def host_entry(entry: Any) -> Any:
     auth = f"{user}:{quote(str(password), safe='')}@" if password is not None else (f"{user}@" if user else "")
     db = entry.get("db", path or 0)
     return f"{scheme}://{auth}{netloc}/{db}"
+
+
+def connection_options(hosts: list[Any]) -> dict[str, Any]:
+    """Return the redis-py options the ``hosts`` dicts carry beside their address.
+
+    Raises:
+        TypeError: two hosts give one option different values (this layer
+            has one set of options for every connection).
+    """
+    options: dict[str, Any] = {}
+    for entry in hosts:
+        if not isinstance(entry, dict):
+            continue
+        for key in set(entry) - _ADDRESS_KEYS:
+            if key in options and options[key] != entry[key]:
+                raise TypeError(f"channels_redis hosts give {key!r} different values ({options[key]!r} and "
+                                f"{entry[key]!r}); this layer takes one value for every host")
+            options[key] = entry[key]
+    return options
 
 
 class ChannelsRedisChannelLayer(RedisChannelLayer):
@@ -103,5 +123,7 @@ class ChannelsRedisChannelLayer(RedisChannelLayer):
         prefix = config.pop("prefix", "asgi")
         if not isinstance(prefix, str) or not prefix:
             raise TypeError(f"prefix must be a non-empty str, not {prefix!r}")
+        options = connection_options(hosts)
         super().__init__(hosts=[host_entry(entry) for entry in hosts],
-                         prefix=prefix if prefix.endswith(":") else prefix + ":", **config)
+                         prefix=prefix if prefix.endswith(":") else prefix + ":",
+                         connection_kwargs=options or None, **config)

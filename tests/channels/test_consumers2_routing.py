@@ -202,6 +202,12 @@ def test_backend_paths_of_channels_2_to_4(redis_server):
     assert layer.prefix == "t2:"
     layer.send("thumbnails", {"type": "x"})
     assert layer.receive(["thumbnails"]) == ("thumbnails", {"type": "x"})
+    tuned = ChannelsRedisChannelLayer(hosts=[{"host": "127.0.0.1", "port": redis_server.port, "socket_timeout": None}])
+    tuned.send("thumbnails", {"type": "y"})
+    assert tuned.receive(["thumbnails"]) == ("thumbnails", {"type": "y"})
+    with pytest.raises(TypeError, match="different values"):
+        ChannelsRedisChannelLayer(hosts=[{"address": "redis://a:1", "socket_timeout": 1},
+                                         {"address": "redis://b:1", "socket_timeout": 2}])
     with pytest.raises(TypeError, match="bogus"):
         ChannelsRedisChannelLayer(hosts=[redis_server.url], bogus=1)
     with pytest.raises(TypeError, match="Sentinel"):
