@@ -119,33 +119,36 @@ def test_unrouted_path_is_refused(deployment):
     assert info.value.status_code == 403
 
 
-def test_seed_000_state_follows_the_connection_across_workers_and_a_killed_worker(deployment):
-    ws = ws_connect(deployment.port, "/ws/anon/")
+def test_seed_000_username_follows_the_connection_from_worker_to_worker(tmp_path):
+    """Each event of one connection forced onto another worker: a rolling restart, then a SIGKILL."""
+    running = Deployment(tmp_path, workers=1)
     try:
+        ws = ws_connect(running.port, "/ws/anon/")
         assert ws.recv() == "[Welcome Anonymous!]"
         ws.send("/name ada")
         assert ws.recv() == "[set your username to ada]"
-        pids = set()
-        for n in range(12):
-            ws.send("/pid")
-            pids.add(int(ws.recv()))
-            ws.send(f"message {n}")
-            assert ws.recv() == f"ada: message {n}"
-        # The events of this one connection ran on both workers, the username with them.
-        assert pids == {worker.pid for worker in deployment.workers}
+        first = running.workers[0]
+        ws.send("/pid")
+        assert int(ws.recv()) == first.pid
+        # A deploy: a new worker starts, the old one stops gracefully; the socket stays open.
+        second = running.add_worker()
+        assert first.stop(signal.SIGTERM) == 0
+        ws.send("hello")
+        assert ws.recv() == "ada: hello"
+        ws.send("/pid")
+        assert int(ws.recv()) == second.pid
         ws.send("/name bob")
         assert ws.recv() == "[set your username to bob]"
-        victim, survivor = deployment.workers
-        assert victim.stop(signal.SIGKILL) == -signal.SIGKILL
-        for n in range(3):
-            ws.send("/pid")
-            assert int(ws.recv()) == survivor.pid
-            ws.send("still here")
-            assert ws.recv() == "bob: still here"
-    finally:
+        # A crash between two events: the next runs on another worker with the state saved before it.
+        third = running.add_worker()
+        assert second.stop(signal.SIGKILL) == -signal.SIGKILL
+        ws.send("still here")
+        assert ws.recv() == "bob: still here"
+        ws.send("/pid")
+        assert int(ws.recv()) == third.pid
         ws.close()
-        deployment.workers.remove(victim)
-        deployment.add_worker()
+    finally:
+        running.stop()
 
 
 def test_runserver_serves_the_tutorial(tmp_path):
