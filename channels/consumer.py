@@ -19,6 +19,8 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
+import contextvars
+
 from asgiref.sync import async_to_sync, sync_to_async
 
 from .exceptions import StopConsumer
@@ -80,14 +82,13 @@ class AsyncConsumer:
         self._turn = turn
         turn.consumer = self
         self.__dict__.update(turn.attrs)
+        turn.baseline = baseline
         try:
             await self.dispatch(turn.event)
         except StopConsumer:
             turn.stop = True
-        turn.attrs = {
-            name: value for name, value in self.__dict__.items()
-            if name not in FRAMEWORK_ATTRIBUTES and (name not in baseline or baseline[name] is not value)
-        }
+        if turn.deferred is None:
+            turn.save_attrs()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Call the handler for ``message``'s type.
@@ -129,28 +130,57 @@ class AsyncConsumer:
             setattr(self, key, value)
 
 
+#: Synchronous handlers (class, method name) seen calling ``async_to_sync``: on a worker they run in the
+#: thread beside the turn's event loop, where ``async_to_sync`` reuses that loop.
+_USES_ASYNC_TO_SYNC: set[tuple[type, str]] = set()
+
+#: Set while a worker runs a synchronous handler in its own thread (see :class:`SyncConsumer`).
+running_sync_handler: contextvars.ContextVar[tuple[type, str] | None] = contextvars.ContextVar(
+    "running_sync_handler", default=None)
+
+
+def note_async_to_sync() -> None:
+    """Record that the synchronous handler running (if any) awaits layer calls through ``async_to_sync``."""
+    key = running_sync_handler.get()
+    if key is not None:
+        _USES_ASYNC_TO_SYNC.add(key)
+
+
 class SyncConsumer(AsyncConsumer):
     """Base of the synchronous consumers: plain methods, run in a thread where blocking (the ORM) is fine.
 
     ``async_to_sync(self.channel_layer.group_send)(...)`` works in them, as in Channels.
+
+    On a worker a handler runs in the worker's own thread once the routers
+    and middleware have run (no thread hop, no event loop running: the ORM
+    may be used). A handler seen calling the layer through
+    ``async_to_sync`` -- which from a thread without an event loop starts a
+    new one for each call -- runs from then on in a thread beside the
+    turn's event loop, which ``async_to_sync`` then reuses.
     """
 
     _sync = True
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """Run the handler for ``message`` in the turn's thread for synchronous code.
+        """Run the handler for ``message`` where synchronous code may block.
 
         Raises:
             NoHandlerError: the class has no method for the type.
         """
-        handler = getattr(self, get_handler_name(message), None)
+        name = get_handler_name(message)
+        handler = getattr(self, name, None)
         if handler is None:
             raise _no_handler(self, message)
-        executor = self._turn.executor if getattr(self, "_turn", None) is not None else None
-        if executor is not None:
+        turn = getattr(self, "_turn", None)
+        executor = turn.executor if turn is not None else None
+        if executor is None:
+            await sync_to_async(_run_sync)(handler, message)
+            return
+        key = (type(self), name)
+        if key in _USES_ASYNC_TO_SYNC:
             await sync_to_async(_run_sync, thread_sensitive=False, executor=executor)(handler, message)
         else:
-            await sync_to_async(_run_sync)(handler, message)
+            turn.deferred = (handler, message, key)  # run by the worker once the event loop has returned
 
     def send(self, message: dict[str, Any]) -> None:  # type: ignore[override]
         """Send an ASGI message to the client (synchronously)."""
@@ -159,6 +189,24 @@ class SyncConsumer(AsyncConsumer):
             turn.collect(message)  # no middleware wraps send: no need to go through the event loop
         else:
             async_to_sync(self.base_send)(message)
+
+
+def run_deferred(turn: Turn) -> None:
+    """Run the synchronous handler a turn deferred, in the calling (worker) thread, then save the attributes.
+
+    Raises:
+        Exception: whatever the handler raised (``StopConsumer`` is handled).
+    """
+    handler, message, key = turn.deferred
+    turn.deferred = None
+    token = running_sync_handler.set(key)
+    try:
+        _run_sync(handler, message)
+    except StopConsumer:
+        turn.stop = True
+    finally:
+        running_sync_handler.reset(token)
+    turn.save_attrs()
 
 
 def _run_sync(handler: Callable[[dict[str, Any]], Any], message: dict[str, Any]) -> None:

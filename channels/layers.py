@@ -32,6 +32,7 @@ from asgi_backends.base import ChannelLayer
 from asgi_backends.exceptions import ChannelFull, MessageTooLarge  # noqa: F401 -- Channels exposes them here
 
 from .asgi import DEFAULT_CHANNEL_LAYER, channel_layers
+from .consumer import note_async_to_sync
 
 __all__ = ["AsyncChannelLayer", "InMemoryChannelLayer", "get_channel_layer"]
 
@@ -73,18 +74,22 @@ class AsyncChannelLayer:
             ChannelFull: the channel is at capacity.
             TypeError: the name or message is invalid.
         """
+        note_async_to_sync()
         self.backend.send(channel, message)
 
     async def group_add(self, group: str, channel: str) -> None:
         """Add ``channel`` to ``group`` (membership expires after the layer's ``group_expiry``)."""
+        note_async_to_sync()
         self.backend.group_add(group, channel)
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group``; nothing happens if it is not a member."""
+        note_async_to_sync()
         self.backend.group_discard(group, channel)
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Send ``message`` to every member of ``group`` (a full member misses it; nothing is raised)."""
+        note_async_to_sync()
         self.backend.send_group(group, message)
 
     async def new_channel(self, prefix: str = "specific.") -> str:

@@ -94,7 +94,7 @@ class Turn:
     """
 
     __slots__ = ("event", "channel_name", "layer", "attrs", "executor", "description", "replies", "stop",
-                 "failed", "error", "send_unwrapped", "consumer")
+                 "failed", "error", "send_unwrapped", "consumer", "baseline", "deferred")
 
     def __init__(self, event: Message, channel_name: str | None, layer: AsyncChannelLayer | None,
                  attrs: dict[str, Any] | None = None, executor: ThreadPoolExecutor | None = None,
@@ -111,6 +111,19 @@ class Turn:
         self.error: BaseException | None = None
         self.send_unwrapped: Callable[[Message], Awaitable[None]] | None = None
         self.consumer: Any = None
+        self.baseline: dict[str, Any] = {}
+        # (handler, event, key) of a synchronous handler left for the worker's thread (channels.consumer).
+        self.deferred: tuple[Any, Message, Any] | None = None
+
+    def save_attrs(self) -> None:
+        """Take the consumer's attributes to keep: those not set by the framework and new or replaced since ``__init__``."""
+        from .consumer import FRAMEWORK_ATTRIBUTES
+
+        baseline = self.baseline
+        self.attrs = {
+            name: value for name, value in vars(self.consumer).items()
+            if name not in FRAMEWORK_ATTRIBUTES and (name not in baseline or baseline[name] is not value)
+        }
 
     def collect(self, message: Message) -> None:
         """Record one ASGI message the consumer sent, as the 1.x reply the interface server understands.
@@ -295,16 +308,30 @@ async def run_turn(application: ASGIApp, scope: Scope, turn: Turn) -> None:
     turn.send_unwrapped = send
     try:
         await application(scope, receive, send)
-    except NoHandlerError as exc:
-        turn.failed, turn.error = True, exc
+    except Exception as exc:
+        contain(turn, exc)
+
+
+def run_deferred_handler(turn: Turn) -> None:
+    """Run what the turn left for the worker's thread (a synchronous handler), containing its failure."""
+    from .consumer import run_deferred
+
+    try:
+        run_deferred(turn)
+    except Exception as exc:
+        contain(turn, exc)
+
+
+def contain(turn: Turn, exc: Exception) -> None:
+    """Log a failed turn (class, method, connection) and close its connection (see :func:`run_turn`)."""
+    turn.failed, turn.error, turn.deferred = True, exc, None
+    if isinstance(exc, NoHandlerError):
         logger.error("%s; closing connection %s with 1011", exc, turn.description)
         turn.replies.append({"close": CLOSE_INTERNAL_ERROR})
-    except RouteNotFound as exc:
-        turn.failed, turn.error = True, exc
+    elif isinstance(exc, RouteNotFound):
         logger.warning("%s; refusing connection %s", exc, turn.description)
         turn.replies.append({"close": True})
-    except Exception as exc:
-        turn.failed, turn.error = True, exc
+    else:
         owner, method = _failing_method(exc)
         logger.error("%s.%s raised handling %s for connection %s; closing it with 1011", owner, method,
                      turn.event.get("type"), turn.description, exc_info=exc)
@@ -383,6 +410,8 @@ class ApplicationConsumer:
         if not channel.startswith("websocket."):
             turn = Turn(content, channel, layer, executor=executor, description=f"channel {channel}")
             loop.run_until_complete(run_turn(self.application, {"type": "channel", "channel": channel}, turn))
+            if turn.deferred is not None:
+                run_deferred_handler(turn)
             return
         reply_channel = content.get("reply_channel")
         if not isinstance(reply_channel, str):
@@ -407,6 +436,8 @@ class ApplicationConsumer:
                     f"{scope_base.get('path')} ({loggable_name(reply_channel)})")
         scope = dict(scope_base)
         loop.run_until_complete(run_turn(self.application, scope, turn))
+        if turn.deferred is not None:
+            run_deferred_handler(turn)
         if channel == "websocket.disconnect":
             return  # the interface server has forgotten the connection: nothing to answer
         state = content.get("state") if turn.failed else self._state(scope_base, turn)

@@ -97,7 +97,9 @@ class ChannelsHooks(WorkerHooks):
             raise
         else:
             first = None
-            if is_connect and reply is not None and self.auto_accept and not outbox.answered:
+            # A consumer that answers on its own terms (a Channels 2-4 application) is never auto-accepted.
+            if is_connect and reply is not None and self.auto_accept and not outbox.answered \
+                    and not getattr(consumer, "manages_replies", False):
                 first = [(reply, ACCEPT)]
             outbox.flush(first)
         finally:
