@@ -124,7 +124,7 @@ def _receive_one(backend: ChannelLayer, channel: str) -> tuple[str | None, dict[
     return name, message
 
 
-_facades: dict[tuple[str, int], AsyncChannelLayer] = {}
+_facades: dict[str, AsyncChannelLayer] = {}
 
 
 def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> AsyncChannelLayer | None:
@@ -136,10 +136,9 @@ def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> AsyncChannelLayer |
     if alias not in channel_layers:
         return None
     backend = channel_layers[alias].channel_layer
-    key = (alias, id(backend))
-    facade = _facades.get(key)
+    facade = _facades.get(alias)
     if facade is None or facade.backend is not backend:
-        facade = _facades[key] = AsyncChannelLayer(backend, alias)
+        facade = _facades[alias] = AsyncChannelLayer(backend, alias)
     return facade
 
 

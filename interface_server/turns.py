@@ -164,12 +164,21 @@ class ConnectionTurns:
             return
         self.in_flight = number
         self.since = ctx.now()
-        ctx.sender.send(proto.number, channel, message, self._send_failed, retry_full=True, flow=flow)
+        on_error = self._event_failed if channel == EVENT_CHANNEL else self._send_failed
+        ctx.sender.send(proto.number, channel, message, on_error, retry_full=True, flow=flow)
 
     def _send_failed(self, exc: BaseException) -> None:
+        """A frame could not be sent (after retries): close as the protocol does for any frame."""
         self.in_flight = None
         if not self.closed:
             self.proto.send_failed(exc)
+        self.pump()
+
+    def _event_failed(self, exc: BaseException) -> None:
+        """A typed event could not be sent (after retries): it is dropped, as a full ``group_send`` drops."""
+        self.in_flight = None
+        self.proto.ctx.warnings.warn(logger, "Dropping a typed event for %s: %s could not take it (%s)",
+                                     self.proto.describe(), EVENT_CHANNEL, exc)
         self.pump()
 
     def check(self, now: float | None) -> None:

@@ -125,3 +125,18 @@ def test_accept_may_choose_an_offered_subprotocol():
     conn = harness.connect()  # a plain handshake offers no subprotocol
     conn.reply({"replies": [{"accept": True, "subprotocol": "not.offered"}], "handled": 0, "state": b""})
     assert b"Sec-WebSocket-Protocol" not in conn.transport.value()
+
+
+def test_an_event_the_layer_cannot_take_is_dropped_and_the_socket_stays_open(caplog):
+    from asgi_backends.inmemory import ChannelLayer
+
+    harness = Harness(layer=ChannelLayer(channel_capacity={EVENT_CHANNEL: 1}))
+    layer = harness.layer
+    conn = serial_connection(harness)
+    layer.send(EVENT_CHANNEL, {"filler": True})
+    conn.reply({"type": "chat.message"})
+    assert conn.protocol.turns.in_flight is None  # the refused event freed the slot
+    assert conn.protocol.ws_state is WSState.OPEN
+    assert "Dropping a typed event" in caplog.text
+    conn.send(OP_TEXT, b"still served")
+    assert take(layer, "websocket.receive")["text"] == "still served"
