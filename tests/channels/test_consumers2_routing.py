@@ -63,30 +63,33 @@ def test_re_path_positional_groups_and_defaults_land_in_url_route():
     run(main())
 
 
-def logged_in_cookie(django_db):
+@pytest.fixture
+def logged_in(django_db):
+    """Yield the Cookie header of a session logged in as user "consumers2-ada" (deleted afterwards)."""
     from django.contrib.auth.models import User
     from django.contrib.sessions.backends.cache import SessionStore
 
-    user, _ = User.objects.get_or_create(username="ada")
+    user = User.objects.create_user("consumers2-ada")
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session["colour"] = "teal"
     session.save()
-    return (b"cookie", f"{settings.SESSION_COOKIE_NAME}={session.session_key}; other=1".encode())
+    yield (b"cookie", f"{settings.SESSION_COOKIE_NAME}={session.session_key}; other=1".encode())
+    user.delete()
 
 
-def test_auth_middleware_stack_puts_the_session_user_in_scope_on_every_event(django_db):
+def test_auth_middleware_stack_puts_the_session_user_in_scope_on_every_event(logged_in):
     app = AuthMiddlewareStack(URLRouter([path("j/", c.AsyncJsonCounter.as_asgi())]))
-    cookie = logged_in_cookie(django_db)
+    cookie = logged_in
 
     async def main():
         comm = WebsocketCommunicator(app, "/j/", headers=[cookie])
         assert (await comm.connect())[0]
         for n in range(2):
             await comm.send_json_to({"n": n})
-            assert (await comm.receive_json_from())["user"] == "ada"
+            assert (await comm.receive_json_from())["user"] == "consumers2-ada"
         anonymous = WebsocketCommunicator(app, "/j/")
         assert (await anonymous.connect())[0]
         await anonymous.send_json_to({})
@@ -95,14 +98,14 @@ def test_auth_middleware_stack_puts_the_session_user_in_scope_on_every_event(dja
     run(main())
 
 
-def test_session_middleware_stack_gives_the_browser_session(django_db):
+def test_session_middleware_stack_gives_the_browser_session(logged_in):
     class Colour(c.WebsocketConsumer):
         def connect(self):
             self.accept()
             self.send(text_data=f"{self.scope['session'].get('colour')} {self.scope['cookies']['other']}")
 
     app = SessionMiddlewareStack(Colour.as_asgi())
-    cookie = logged_in_cookie(django_db)
+    cookie = logged_in
 
     async def main():
         comm = WebsocketCommunicator(app, "/", headers=[cookie])

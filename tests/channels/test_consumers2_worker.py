@@ -176,3 +176,23 @@ def test_message_without_state_is_dropped_with_a_warning(server, caplog):
         server.run("websocket.receive", {"reply_channel": server.layer.new_channel(PREFIX), "path": "/anon/",
                                          "text": "x", "order": 1})
     assert "without a connection state" in caplog.text
+
+
+def legacy_receive(message, **kwargs):
+    message.reply_channel.send({"text": "1.x: " + message.content["text"]})
+
+
+def test_route_consumers_and_the_application_live_in_one_project():
+    from channels.routing import route
+
+    layer = ChannelLayerWrapper(ChannelLayer(), "default", [route("websocket.receive", legacy_receive, path=r"^/old/$")],
+                                application)
+    worker = Worker(layer, hooks=ChannelsHooks(), signal_handlers=False)
+    with channel_layers.override("default", layer):
+        reply = layer.new_channel(PREFIX)
+        worker.handle("websocket.receive", {"reply_channel": reply, "path": "/old/", "text": "hi", "order": 1})
+        assert layer.receive([PREFIX])[1] == {"text": "1.x: hi"}
+        server = Server.__new__(Server)
+        server.layer, server.worker = layer, worker
+        conn = server.connect("/anon/")
+        assert texts(conn.send("x")) == ["Anonymous: x"]
