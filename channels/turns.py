@@ -85,7 +85,7 @@ class Turn:
         layer: the awaitable layer consumers see as ``self.channel_layer``.
         attrs: the instance attributes saved by the previous turn.
         executor: where the handlers of synchronous consumers run.
-        description: the connection, for log lines.
+        description: the connection, for log lines (or ``(path, reply channel)`` to format when needed).
 
     Attributes:
         replies: the 1.x reply messages the handler produced, in order.
@@ -93,18 +93,18 @@ class Turn:
         failed: the turn raised; its attributes are not saved.
     """
 
-    __slots__ = ("event", "channel_name", "layer", "attrs", "executor", "description", "replies", "stop",
+    __slots__ = ("event", "channel_name", "layer", "attrs", "executor", "_description", "replies", "stop",
                  "failed", "error", "send_unwrapped", "consumer", "baseline", "deferred")
 
     def __init__(self, event: Message, channel_name: str | None, layer: AsyncChannelLayer | None,
                  attrs: dict[str, Any] | None = None, executor: ThreadPoolExecutor | None = None,
-                 description: str = "") -> None:
+                 description: str | tuple[Any, Any] = "") -> None:
         self.event = event
         self.channel_name = channel_name
         self.layer = layer
         self.attrs: dict[str, Any] = attrs or {}
         self.executor = executor
-        self.description = description
+        self._description = description
         self.replies: list[Message] = []
         self.stop = False
         self.failed = False
@@ -124,6 +124,15 @@ class Turn:
             name: value for name, value in vars(self.consumer).items()
             if name not in FRAMEWORK_ATTRIBUTES and (name not in baseline or baseline[name] is not value)
         }
+
+    @property
+    def description(self) -> str:
+        """The connection, for log lines (its path and shortened reply channel, built when first needed)."""
+        description = self._description
+        if not isinstance(description, str):
+            path, channel = description
+            description = self._description = f"{path} ({loggable_name(channel)})"
+        return description
 
     def collect(self, message: Message) -> None:
         """Record one ASGI message the consumer sent, as the 1.x reply the interface server understands.
@@ -432,8 +441,7 @@ class ApplicationConsumer:
         except ValueError as exc:
             logger.warning("Dropping a message on %s: %s", channel, exc)
             return
-        turn = Turn(event, reply_channel, layer, dict(attrs), executor,
-                    f"{scope_base.get('path')} ({loggable_name(reply_channel)})")
+        turn = Turn(event, reply_channel, layer, attrs, executor, (scope_base.get("path"), reply_channel))
         scope = dict(scope_base)
         loop.run_until_complete(run_turn(self.application, scope, turn))
         if turn.deferred is not None:
