@@ -21,6 +21,8 @@ setup(
     },
     install_requires=[
         "Django>=4.2",
+        # async_to_sync/sync_to_async of the Channels 2-4 consumer API (a Django dependency too).
+        "asgiref>=3.7",
         "Twisted>=23.8",
         "autobahn>=23.1",
         "redis>=5.0",
