@@ -133,7 +133,22 @@ class ConnectionTurns:
             # Closed while a worker has the connection: wait for its answer (or the timeout) off the
             # periodic check, which only sees open connections.
             ctx = self.proto.ctx
-            ctx.reactor.callLater(ctx.config.websocket_handler_timeout + 0.5, self.check, None)
+            ctx.reactor.callLater(self._limit() + 0.5, self.check, None)
+
+    def abandon(self) -> None:
+        """A 1.x answer came for a connection that closed during its handshake: stop waiting for a 2-4 one."""
+        if self.closed and not self.serial and not self.finished:
+            self.finished = True
+            queue = self.queue
+            self.proto.ctx.receiver.forget(queue[-1][1].get("reply_channel") if queue else None)
+            self.queue = None
+
+    def _limit(self) -> float:
+        """How long a worker may hold the turn: the handshake's timeout for the connect, else the handler's."""
+        config = self.proto.ctx.config
+        if not self.serial and config.websocket_connect_timeout is not None:
+            return config.websocket_connect_timeout
+        return config.websocket_handler_timeout
 
     def _queue(self) -> collections.deque[tuple[str, dict[str, Any], InboundFlow | None]]:
         queue = self.queue
@@ -195,15 +210,14 @@ class ConnectionTurns:
             return  # the handshake's own timeout (websocket_connect_timeout) covers it
         ctx = self.proto.ctx
         now = ctx.now() if now is None else now
-        limit = ctx.config.websocket_handler_timeout
+        limit = self._limit()
         if now - self.since < limit:
             if self.closed:
                 ctx.reactor.callLater(limit - (now - self.since) + 0.5, self.check, None)
             return
         if not self.serial:
             # Closed during its handshake and never answered: whatever consumer it had got the 1.x disconnect.
-            self.finished = True
-            ctx.receiver.forget(self.queue[-1][1].get("reply_channel") if self.queue else None)
+            self.abandon()
             return
         logger.warning("No worker answered turn %d of %s within %gs (did its worker die?); closing it with 1011 "
                        "(reply channel %s)", self.in_flight, self.proto.describe(), limit,

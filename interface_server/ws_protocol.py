@@ -272,6 +272,8 @@ class WebSocketProtocol(FramingProtocol):
                 else:
                     logger.debug("Dropping a typed event for %s: no Channels 2-4 consumer serves it", self.describe())
                 return
+            if turns.closed:
+                turns.abandon()  # a 1.x consumer answered a handshake its client had given up
         self._handle_frame_reply(message)
 
     def _handle_frame_reply(self, message: dict[str, Any]) -> None:

@@ -140,3 +140,35 @@ def test_an_event_the_layer_cannot_take_is_dropped_and_the_socket_stays_open(cap
     assert "Dropping a typed event" in caplog.text
     conn.send(OP_TEXT, b"still served")
     assert take(layer, "websocket.receive")["text"] == "still served"
+
+
+def close_during_handshake(harness, conn):
+    conn.protocol.connectionLost(Failure(ConnectionDone()))
+    message = take(harness.layer, "websocket.disconnect")
+    assert message is not None and "state" not in message  # the 1.x disconnect goes at once
+
+
+def test_closed_during_the_handshake_a_1x_answer_lets_go_at_once():
+    harness = Harness()
+    conn = harness.connect()
+    close_during_handshake(harness, conn)
+    assert conn.reply_channel in harness.ctx.receiver.targets  # a 2-4 consumer might still answer
+    conn.reply({"accept": True})
+    assert conn.reply_channel not in harness.ctx.receiver.targets
+
+
+def test_closed_during_the_handshake_a_2_4_answer_gets_a_disconnect_with_its_state():
+    harness = Harness()
+    conn = harness.connect()
+    close_during_handshake(harness, conn)
+    conn.reply({"replies": [{"accept": True}], "handled": 0, "state": b"S0"})
+    assert take(harness.layer, "websocket.disconnect")["state"] == b"S0"
+    assert conn.reply_channel not in harness.ctx.receiver.targets
+
+
+def test_closed_during_the_handshake_and_never_answered_is_let_go_after_the_connect_timeout():
+    harness = Harness(websocket_connect_timeout=2.0)
+    conn = harness.connect()
+    close_during_handshake(harness, conn)
+    harness.clock.advance(2.6)
+    assert conn.reply_channel not in harness.ctx.receiver.targets
