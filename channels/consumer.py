@@ -16,10 +16,9 @@ msgpack-serialisable; others are dropped with a warning (logged once).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from typing import Any, Callable
-
-import contextvars
 
 from asgiref.sync import async_to_sync, sync_to_async
 

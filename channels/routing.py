@@ -238,7 +238,7 @@ class Router:
         application: a Channels 2-4 ASGI application (``ASGI_APPLICATION``:
             the object or its dotted path, imported when the worker first
             needs it). With it, the WebSocket defaults are replaced by the
-            application (see :class:`channels.turns.ApplicationConsumer`),
+            application (see :class:`channels.application.ApplicationConsumer`),
             which also gets typed events and the channels a
             ``ChannelNameRouter`` in it names; ``http.request`` still goes
             to Django's views.
@@ -254,7 +254,7 @@ class Router:
         self._app_consumer: Any = None
         self._named_channels_added = application is None
         if application is not None:
-            from .turns import ApplicationConsumer
+            from .application import ApplicationConsumer
 
             self._app_consumer = ApplicationConsumer(application, alias)
             self.root.routing.extend(application_routes(self._app_consumer))

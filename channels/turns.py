@@ -32,12 +32,10 @@ Wire format, on top of the ASGI 1.0 messages (see docs/consumers2.rst):
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import msgpack
 
@@ -48,7 +46,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EVENT_CHANNEL", "TURN_KEY", "ApplicationConsumer", "NoHandlerError", "Turn", "run_turn"]
+__all__ = ["EVENT_CHANNEL", "TURN_KEY", "NoHandlerError", "RouteNotFound", "Turn", "contain", "run_turn"]
 
 TURN_KEY = "channels.turn"
 """The scope key under which a consumer finds its :class:`Turn` (middleware copies it along with the scope)."""
@@ -58,9 +56,6 @@ EVENT_CHANNEL = "websocket.event"
 
 CLOSE_INTERNAL_ERROR = 1011
 
-REPLIES_SPLIT = 512 * 1024
-"""Payload bytes after which a turn's frames go out in a message of their own (the layer's limit is 1 MB)."""
-
 Scope = dict[str, Any]
 Message = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
@@ -68,12 +63,6 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 
 class NoHandlerError(ValueError):
     """A consumer received an event whose ``type`` names no method of its class."""
-
-
-class ReplySink(Protocol):
-    """Where a turn's output goes once the turn is over (a worker's layer, or a test communicator)."""
-
-    def send(self, channel: str, message: Message) -> None: ...
 
 
 class Turn:
@@ -349,131 +338,3 @@ def contain(turn: Turn, exc: Exception) -> None:
 
 class RouteNotFound(ValueError):
     """No route of a router matched the connection (it is refused, with a warning naming the path)."""
-
-
-# -- the worker's side: a 1.x consumer running the ASGI application ----------------
-
-_thread_state = threading.local()
-
-
-def _thread_loop() -> tuple[asyncio.AbstractEventLoop, ThreadPoolExecutor]:
-    """Return this worker thread's event loop and the thread its synchronous handlers run in."""
-    loop = getattr(_thread_state, "loop", None)
-    if loop is None:
-        loop = _thread_state.loop = asyncio.new_event_loop()
-        _thread_state.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-consumer")
-    return loop, _thread_state.executor
-
-
-def split_replies(replies: list[Message]) -> list[list[Message]]:
-    """Split a turn's replies so that no message carries much more than :data:`REPLIES_SPLIT` bytes of frames."""
-    chunks: list[list[Message]] = [[]]
-    size = 0
-    for reply in replies:
-        payload = reply.get("text") or reply.get("bytes") or ""
-        length = len(payload)
-        if chunks[-1] and size + length > REPLIES_SPLIT:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(reply)
-        size += length
-    return chunks
-
-
-class ApplicationConsumer:
-    """The 1.x consumer that runs a Channels 2-4 ASGI application for WebSocket and named-channel messages.
-
-    Routed (by :class:`channels.routing.Router`, when ``ASGI_APPLICATION``
-    is set) on ``websocket.connect``, ``websocket.receive``,
-    ``websocket.disconnect``, :data:`EVENT_CHANNEL` and the channels a
-    ``ChannelNameRouter`` names.
-
-    Args:
-        application: the ASGI application, or a ``module.attribute`` /
-            ``module:attribute`` path to it (imported on first use).
-        alias: the channel layer consumers see as ``self.channel_layer``.
-    """
-
-    manages_db_connections = True  # synchronous handlers tidy them in the thread they run in
-    manages_replies = True  # no auto-accept: a consumer that does not accept leaves the handshake pending
-
-    def __init__(self, application: Any, alias: str = "default") -> None:
-        self._application = application
-        self.alias = alias
-
-    @property
-    def application(self) -> ASGIApp:
-        """The ASGI application (imported on first use when given as a path)."""
-        app = self._application
-        if isinstance(app, str):
-            app = self._application = import_application(app)
-        return app
-
-    def __call__(self, message: Any, **kwargs: Any) -> None:
-        from .layers import get_channel_layer
-
-        content = message.content
-        channel = message.channel.name
-        loop, executor = _thread_loop()
-        layer = get_channel_layer(self.alias)
-        if not channel.startswith("websocket."):
-            turn = Turn(content, channel, layer, executor=executor, description=f"channel {channel}")
-            loop.run_until_complete(run_turn(self.application, {"type": "channel", "channel": channel}, turn))
-            if turn.deferred is not None:
-                run_deferred_handler(turn)
-            return
-        reply_channel = content.get("reply_channel")
-        if not isinstance(reply_channel, str):
-            logger.warning("Dropping a %s message without a reply_channel", channel)
-            return
-        if channel == "websocket.connect":
-            scope_base, attrs = scope_from_connect(content), {}
-        else:
-            scope_base, attrs = unpack_state(content.get("state"))
-            if scope_base is None:
-                # A disconnect without state: the connection never got past a failed connect (or closed
-                # during its handshake, when the state-carrying disconnect follows).
-                log = logger.debug if channel == "websocket.disconnect" else logger.warning
-                log("Dropping a %s message for %s without a connection state", channel, loggable_name(reply_channel))
-                return
-        try:
-            event = event_from_message(channel, content)
-        except ValueError as exc:
-            logger.warning("Dropping a message on %s: %s", channel, exc)
-            return
-        turn = Turn(event, reply_channel, layer, attrs, executor, (scope_base.get("path"), reply_channel))
-        scope = dict(scope_base)
-        loop.run_until_complete(run_turn(self.application, scope, turn))
-        if turn.deferred is not None:
-            run_deferred_handler(turn)
-        if channel == "websocket.disconnect":
-            return  # the interface server has forgotten the connection: nothing to answer
-        state = content.get("state") if turn.failed else self._state(scope_base, turn)
-        self._answer(message.channel_layer, reply_channel, turn, content.get("turn", 0), state)
-
-    @staticmethod
-    def _state(scope_base: Scope, turn: Turn) -> bytes:
-        owner = type(turn.consumer).__qualname__ if turn.consumer is not None else "consumer"
-        return pack_state(scope_base, keepable(owner, turn.attrs))
-
-    @staticmethod
-    def _answer(layer: Any, reply_channel: str, turn: Turn, number: int, state: Any) -> None:
-        chunks = split_replies(turn.replies)
-        for chunk in chunks[:-1]:
-            layer.send(reply_channel, {"replies": chunk})
-        layer.send(reply_channel, {"replies": chunks[-1], "handled": number, "state": state})
-
-
-def import_application(path: str) -> ASGIApp:
-    """Import ``package.module.attribute`` (or ``package.module:attribute``).
-
-    Raises:
-        ImproperlyConfigured: it cannot be imported.
-    """
-    from django.core.exceptions import ImproperlyConfigured
-    from django.utils.module_loading import import_string
-
-    try:
-        return import_string(path.replace(":", "."))
-    except ImportError as exc:
-        raise ImproperlyConfigured(f"Cannot import the ASGI application {path!r}: {exc}") from exc
