@@ -11,12 +11,14 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.support import REPO, Proc, free_port, http_get, wait_for_port, ws_connect
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +45,9 @@ class Deployment:
         self.tmp = tmp
         self.redis = RedisServer().start()
         self.env = tutorial_env(tmp / "db.sqlite3", self.redis.url)
+        self.marks = tmp / "marks"
+        self.marks.mkdir()
+        self.env["E2E_MARKS"] = str(self.marks)
         self.port = free_port()
         self.server = Proc([sys.executable, "-m", "interface_server", "config.asgi:application",
                             "-b", "127.0.0.1", "-p", str(self.port), "--websocket-handler-timeout", "5"],
@@ -147,6 +152,35 @@ def test_seed_000_username_follows_the_connection_from_worker_to_worker(tmp_path
         ws.send("/pid")
         assert int(ws.recv()) == third.pid
         ws.close()
+    finally:
+        running.stop()
+
+
+def test_a_worker_killed_mid_handler_closes_1011_and_disconnect_runs_elsewhere(tmp_path):
+    """The handler never answers (its worker is killed): 1011 after --websocket-handler-timeout (5 s here)."""
+    import websocket
+
+    running = Deployment(tmp_path, workers=1)
+    try:
+        ws = ws_connect(running.port, "/ws/slow/?carol")
+        other = ws_connect(running.port, "/ws/slow/?dave")
+        victim = running.workers[0]
+        ws.send("hi")
+        assert ws.recv() == f"carol {victim.pid}"
+        ws.send("hang")
+        time.sleep(0.5)  # the worker is in the handler now
+        assert victim.stop(signal.SIGKILL) == -signal.SIGKILL
+        survivor = running.add_worker()
+        other.send("hi")  # other connections are served meanwhile
+        assert other.recv() == f"dave {survivor.pid}"
+        ws.settimeout(15)
+        started = time.monotonic()
+        opcode, frame = ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(frame[:2], "big") == 1011
+        assert 3 < time.monotonic() - started < 12
+        wait_until(lambda: list(running.marks.iterdir()), 10, what="carol's disconnect() to run")
+        assert [p.name for p in running.marks.iterdir()] == [f"carol.1011.{survivor.pid}"]
+        other.close()
     finally:
         running.stop()
 
