@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -132,8 +133,11 @@ async def broadcast_once(members: Members, host: str, port: int, stamp: int, win
 
 
 async def session(port: int, clients: int, broadcasts: int, in_flight: int, window: float, quiet: float,
-                  pause: float) -> dict:
-    """Connect ``clients`` members, run a warm-up and ``broadcasts`` measured broadcasts; return the run's figures."""
+                  pause: float, on_measuring: Callable[[], object] | None = None) -> dict:
+    """Connect ``clients`` members, run a warm-up and ``broadcasts`` measured broadcasts; return the run's figures.
+
+    ``on_measuring``, if given, is called after the warm-up, before the first measured broadcast.
+    """
     host = "127.0.0.1"
     members = Members()
     tasks: list[asyncio.Task] = []
@@ -142,6 +146,8 @@ async def session(port: int, clients: int, broadcasts: int, in_flight: int, wind
     connected = members.open
     try:
         await broadcast_once(members, host, port, 0, window, quiet)  # warm-up, not counted
+        if on_measuring is not None:
+            on_measuring()
         rows = []
         for stamp in range(1, broadcasts + 1):
             await asyncio.sleep(pause)  # pacing between broadcasts, not synchronisation

@@ -47,8 +47,10 @@ class Stack:
     """One deployment: interface server + one worker process on a fresh Redis."""
 
     def __init__(self, name: str, python: str, server_cmd: list[str], threads: int, extra_path: str = "",
-                 worker_options: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+                 worker_options: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 workers: int = 1) -> None:
         self.name = name
+        self.workers = workers
         self.env = env or {}
         self.worker_options = worker_options
         self.python = python
@@ -69,7 +71,7 @@ class Stack:
         endpoint = f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024"
         server = [*self.server_cmd, "-e", endpoint, "benchproj.asgi:channel_layer"]
         worker = [self.python, "manage.py", "runworker", "--threads", str(self.threads), *self.worker_options]
-        for label, cmd in (("server", server), ("worker", worker)):
+        for label, cmd in (("server", server), *((f"worker{i}", worker) for i in range(self.workers))):
             log = open(logdir / f"{self.name}-{label}.log", "wb")
             self.procs.append(subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                                start_new_session=True))
@@ -92,7 +94,13 @@ class Stack:
 
     def cpu(self) -> float:
         """CPU seconds used so far by the interface server, the worker and redis-server together."""
-        return sum(cpu_seconds(pid) for pid in [p.pid for p in self.procs] + [self.redis.process.pid])
+        return sum(self.cpu_split().values())
+
+    def cpu_split(self) -> dict[str, float]:
+        """CPU seconds used so far by the interface server, the workers (together) and redis-server."""
+        return {"server": cpu_seconds(self.procs[0].pid),
+                "worker": sum(cpu_seconds(proc.pid) for proc in self.procs[1:]),
+                "redis": cpu_seconds(self.redis.process.pid)}
 
     def stop(self) -> None:
         for proc in self.procs:
