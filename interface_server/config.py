@@ -86,9 +86,11 @@ class ServerConfig:
         websocket_receive_retry: seconds to keep retrying a ``websocket.receive``
             send that hit ``ChannelFull`` before closing with 1013. Default 1.
         sender_threads: threads that send hot-path messages to the layer, so
-            a send's network round trip never stalls the reactor (each
-            connection sticks to one thread, keeping its order); 0 sends
-            inline in the reactor thread. Default 4.
+            a send's network round trip never stalls the reactor (a reactor
+            turn's messages go to one thread; a connection sticks to its
+            thread while its messages there are unfinished, keeping its
+            order; the others take over while one retries a full channel);
+            0 sends inline in the reactor thread. Default 4.
         shutdown_timeout: on SIGTERM/``stop()``, seconds in-flight HTTP
             responses get to finish before their connections are closed.
             Default 10.

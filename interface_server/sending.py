@@ -12,6 +12,15 @@ connections the batch serves), so under load the round trips per message
 fall as the batches grow, and an idle server still sends each message the
 moment it is queued.
 
+What one reactor turn queues goes to one thread in one hand-over: the
+thread of the last turn unless it is retrying a full channel. A connection
+stays pinned to a thread only while its messages there are unfinished, so
+its order holds, and a thread stuck retrying holds up only the connections
+waiting on it. Waking a parked thread costs the reactor a futex call, the
+sleeping core's wake-up and a fight for the GIL; spreading each turn over
+every thread (by connection) paid that up to once per thread per turn, and
+sent as many smaller batches.
+
 A caller may pass a *flow* with a send (an
 :class:`~interface_server.flow.InboundFlow`): the sender tells it when the
 message is done -- sent, or failed for good -- so the connection can stop
@@ -51,6 +60,13 @@ _STOP = object()
 
 MAX_BATCH = 200
 """Most messages one ``send_batch`` carries."""
+
+
+class Handover(NamedTuple):
+    """What one reactor turn queued for one thread; ``ticket`` counts the thread's hand-overs."""
+
+    ticket: int
+    jobs: list
 
 
 class Job(NamedTuple):
@@ -106,6 +122,15 @@ class Sender:
         self._coalesce = threads > 0 and callable(getattr(reactor, "callLater", None))
         self._held: dict[int, list[Job]] = {}
         self._hand_over_scheduled = False
+        # Per thread: hand-overs given (reactor thread) and finished (that thread), and
+        # whether it is retrying a full channel. Each slot has one writer; ints are atomic.
+        self._handed = [0] * threads
+        self._finished = [0] * threads
+        self._retrying = [False] * threads
+        self._turn_index = 0
+        # key -> (thread, ticket): where a connection's latest messages went.
+        self._pinned: dict[int, tuple[int, int]] = {}
+        self._pinned_limit = 1024
         for thread in self.threads:
             thread.start()
 
@@ -125,31 +150,59 @@ class Sender:
                 flow.finished_here()
             return
         job = Job(key, channel, message, on_error, retry_full, flow)
-        index = key % len(self.queues)
         if not self._coalesce:
-            self.queues[index].put(job)
+            self.queues[key % len(self.queues)].put(job)
             return
-        held = self._held.get(index)
-        if held is not None:
-            held.append(job)
-            return
-        self._held[index] = [job]
         if not self._hand_over_scheduled:
             self._hand_over_scheduled = True
+            self._turn_index = self._pick_thread()
             self.reactor.callLater(0, self._hand_over)
+        pinned = self._pinned.get(key)
+        if pinned is not None and self._finished[pinned[0]] < pinned[1]:
+            index = pinned[0]  # earlier messages of this connection are still on their way there
+        else:
+            index = self._turn_index
+            self._pinned[key] = (index, self._handed[index] + 1)
+        held = self._held.get(index)
+        if held is None:
+            self._held[index] = [job]
+        else:
+            held.append(job)
+
+    def _pick_thread(self) -> int:
+        """Return the thread for this turn's messages: the last one, unless it is retrying."""
+        index = self._turn_index
+        retrying = self._retrying
+        if not retrying[index]:
+            return index
+        handed, finished = self._handed, self._finished
+        idle = [i for i in range(len(handed)) if not retrying[i] and finished[i] >= handed[i]]
+        if idle:
+            return idle[0]
+        return min(range(len(handed)), key=lambda i: (retrying[i], handed[i] - finished[i]))
 
     def _hand_over(self) -> None:
         """Give each sender thread what this reactor turn queued for it, in one wake-up."""
         self._hand_over_scheduled = False
         held, self._held = self._held, {}
+        handed = self._handed
         for index, jobs in held.items():
-            self.queues[index].put(jobs)
+            handed[index] += 1
+            self.queues[index].put(Handover(handed[index], jobs))
+        if len(self._pinned) > self._pinned_limit:
+            # Forget connections with nothing in flight (and so those that are gone).
+            finished = self._finished
+            self._pinned = {key: pin for key, pin in self._pinned.items() if finished[pin[0]] < pin[1]}
+            self._pinned_limit = max(1024, 2 * len(self._pinned))
 
     # -- sender threads --------------------------------------------------------
 
     def _run(self, jobs: queue.SimpleQueue) -> None:
+        index = self.queues.index(jobs)
+        finished = self._finished
         carried: list[Job] = []
         stopping = False
+        ticket = 0
         while not stopping or carried:
             batch = carried
             if not stopping and len(batch) < MAX_BATCH:
@@ -160,8 +213,9 @@ class Sender:
                         if job is _STOP:
                             stopping = True
                             break
-                        if type(job) is list:
-                            batch.extend(job)
+                        if type(job) is Handover:
+                            batch.extend(job.jobs)
+                            ticket = job.ticket
                         else:
                             batch.append(job)
                         if len(batch) >= MAX_BATCH:
@@ -173,11 +227,14 @@ class Sender:
                 continue
             batch, carried = split_batch(batch)
             try:
-                self._send_batch(batch)
+                self._send_batch(batch, index)
             except Exception:  # a bug here must not end the thread: log it, carry on
                 logger.exception("Sending a batch of %d messages failed", len(batch))
+            if not carried:
+                # Everything handed over up to this ticket is done: its connections may move.
+                finished[index] = ticket
 
-    def _send_batch(self, batch: list[Job]) -> None:
+    def _send_batch(self, batch: list[Job], index: int = 0) -> None:
         layer = self.layer
         try:
             results = layer.send_batch([(job.channel, job.message) for job in batch])
@@ -198,7 +255,11 @@ class Sender:
             if job.flow is not None:
                 job.flow.finished()
         if retry:
-            self._retry(retry)
+            self._retrying[index] = True
+            try:
+                self._retry(retry)
+            finally:
+                self._retrying[index] = False
 
     def _retry(self, refused: list[tuple[Job, BaseException]]) -> None:
         """Retry sends that found their channel full, under ``full_policy``, in one batch per try.

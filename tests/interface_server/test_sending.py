@@ -144,3 +144,64 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog):
     assert len(lines) == 2, lines  # not one per message
     assert lines[0].startswith("Talking to the channel layer failed: Redis at test is unreachable; HTTP requests get 503")
     assert lines[1].startswith("Talking to the channel layer works again after")
+
+
+class TurnReactor(Reactor):
+    """Also runs ``callLater(0, ...)`` calls when the test says a reactor turn ends."""
+
+    def __init__(self):
+        super().__init__()
+        self.later = []
+
+    def callLater(self, delay, function, *args):
+        self.later.append((function, args))
+
+    def end_turn(self):
+        later, self.later = self.later, []
+        for function, args in later:
+            function(*args)
+
+
+def test_a_turn_goes_to_one_thread_and_a_retrying_thread_holds_up_only_its_connections():
+    layer = ChannelLayer(capacity=2)
+    threads_used = []
+    send_batch = layer.send_batch
+
+    def recording_send_batch(items):
+        threads_used.append((threading.current_thread().name, [message["key"] for _, message in items]))
+        return send_batch(items)
+
+    layer.send_batch = recording_send_batch
+    reactor = TurnReactor()
+    sender = Sender(layer, reactor, threads=2, full_retry=5.0)
+    for key in range(6):
+        sender.send(key, f"plain{key}", {"key": key})
+    reactor.end_turn()
+    deadline = time.monotonic() + 5
+    while len(threads_used) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)  # waiting for the sender thread, which reports nothing to the reactor
+    assert threads_used == [("layer-sender-0", [0, 1, 2, 3, 4, 5])]  # one thread, one batch
+
+    # Connection 1 fills "full" and its thread retries; later turns go to the other thread,
+    # except connection 1's own messages, which wait behind its retried one.
+    for n in range(2):
+        layer.send("full", {"key": -1})
+    sender.send(1, "full", {"key": 1}, retry_full=True)
+    reactor.end_turn()
+    while not sender._retrying[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sender._retrying[0]
+    sender.send(2, "plain2", {"key": 2, "n": 2})
+    sender.send(1, "after", {"key": 1, "n": 2})
+    reactor.end_turn()
+    assert layer.receive(["plain2"], block=True)[1] == {"key": 2}
+    assert layer.receive(["plain2"], block=True)[1] == {"key": 2, "n": 2}  # not held up by the retry
+    assert layer.receive(["after"]) == (None, None)  # behind connection 1's retried message
+    assert layer.receive(["full"])[1] == {"key": -1}  # room: the retry gets through
+    got = []
+    while len(got) < 3 and time.monotonic() < deadline:
+        channel, message = layer.receive(["full", "after"], block=True)
+        if channel is not None:
+            got.append((channel, message))
+    assert sorted(got, key=repr) == [("after", {"key": 1, "n": 2}), ("full", {"key": -1}), ("full", {"key": 1})]
+    sender.close()
