@@ -54,6 +54,8 @@ _pack = _pack_args if _hiredis_pack is not None else None
 
 UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
+_PLAIN_READ = Connection.read_response  # TCP, TLS and Unix socket connections all read with it
+
 
 def describe_host(host: Any) -> str:
     """Return a stable label for a ``hosts`` entry (also its place on the hash ring)."""
@@ -197,6 +199,35 @@ class Shard:
         """
         connection = self._connection()
         packed = [_pack(args)] if _pack is not None else connection.pack_command(*args)
+        self._write(connection, packed)
+        return self._read(connection)
+
+    def _call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send several commands in one write and return their replies, like :meth:`_call`.
+
+        Every reply is read before an error reply is raised (the first), so
+        the connection stays in step.
+        """
+        connection = self._connection()
+        if _pack is not None:
+            packed = [b"".join([_pack(args) for args in commands])]
+        else:
+            packed = connection.pack_commands(commands)
+        self._write(connection, packed)
+        replies = []
+        error: ResponseError | None = None
+        for _ in commands:
+            try:
+                replies.append(self._read(connection))
+            except ResponseError as exc:
+                replies.append(None)
+                error = error or exc
+        if error is not None:
+            raise error
+        return replies
+
+    def _write(self, connection: Connection, packed: Any) -> None:
+        """Write packed commands; once, or twice when the first write provably reached nothing."""
         try:
             _send(connection, packed)
         except AuthenticationError:
@@ -214,11 +245,28 @@ class Shard:
         except BaseException:
             connection.disconnect()
             raise
+
+    def _read(self, connection: Connection) -> Any:
+        """Read one reply; a broken connection after the write raises :class:`ReplyLost`."""
         try:
-            return connection.read_response()
+            parser = connection._parser
+            reader = getattr(parser, "_reader", None)
+            if reader is None or connection.protocol in (3, "3") or type(connection).read_response is not _PLAIN_READ:
+                # No hiredis; RESP3 (push messages); or a connection class with its own reading
+                # (Sentinel's turns READONLY from a demoted master into a reconnect).
+                return connection.read_response()
+            # redis-py's hiredis parser, without the per-call wrapping of
+            # Connection.read_response (which costs more than the parse).
+            reply = reader.gets()
+            while reply is False:
+                parser.read_from_socket()
+                reply = reader.gets()
+            if isinstance(reply, (ResponseError, RedisConnectionError)):
+                raise reply
+            return reply
         except ResponseError:
             raise  # an error reply: the connection is in step and reusable
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             connection.disconnect()
             raise ReplyLost(f"{exc}; the command was sent, so Redis may have run it") from exc
         except BaseException:
@@ -251,6 +299,15 @@ class Shard:
         """Run one Redis command; like :meth:`run` for errors."""
         try:
             return self._call(args)
+        except AuthenticationError:
+            raise
+        except UNAVAILABLE_ERRORS as exc:
+            raise self.unavailable(exc) from exc
+
+    def execute_many(self, *commands: Sequence[Any]) -> list[Any]:
+        """Run several Redis commands in one round trip; return their replies. Like :meth:`run` for errors."""
+        try:
+            return self._call_many(commands)
         except AuthenticationError:
             raise
         except UNAVAILABLE_ERRORS as exc:
