@@ -191,6 +191,10 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
         targets = self._targets(self.valid_channel_names(channels, receive=True))
         if not targets:
             return None, None
+        if block and len(targets) == 1:
+            # One shard: a blocking pop that checks expiry itself, in one round trip.
+            entries = self._pop_fresh(*targets[0], 1)
+            return self._decode(entries[0]) if entries else (None, None)
         prefix = (self.prefix,)
         for shard, keys in targets:
             entry = shard.run("receive", keys, prefix)

@@ -13,7 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
-NAMES = ("send", "send_batch", "receive", "receive_batch", "send_group", "group_add", "group_discard", "group_channels", "channel_statistics")
+NAMES = ("send", "send_batch", "receive", "receive_batch", "send_group", "group_add", "group_discard", "group_channels", "channel_statistics",
+         "expired")
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,41 @@ def test_blocking_batch_receive_without_blmpop(caplog):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.parametrize("batch", [False, True])
+def test_blocking_receive_drops_expired_entries_and_their_members_leave_groups(redis_server, raw, batch):
+    # A blocking receive on one shard skips the receive script: the pop checks expiry against Redis's TIME.
+    layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", expiry=1, blocking_timeout=2)
+    layer.group_add("rt-group", "rt.gone!a")
+    layer.send_group("rt-group", {"n": 1})
+    layer.send("rt.gone!b", {"n": 2})
+    time.sleep(1.3)
+    layer.send("rt.gone!c", {"n": 3})
+    if batch:
+        assert layer.receive_batch(["rt.gone!"], 5, block=True) == [("rt.gone!c", {"n": 3})]
+    else:
+        assert layer.receive(["rt.gone!"], block=True) == ("rt.gone!c", {"n": 3})
+    assert layer.group_channels("rt-group") == []
+    assert raw.exists("rt:member:rt.gone!a") == 0
+    # Everything expired: the receive waits on for a fresh message.
+    layer.send("rt.gone!d", {"n": 4})
+    time.sleep(1.3)
+    timer = threading.Timer(0.3, layer.send, args=("rt.gone!e", {"n": 5}))
+    timer.start()
+    if batch:
+        assert layer.receive_batch(["rt.gone!"], 5, block=True) == [("rt.gone!e", {"n": 5})]
+    else:
+        assert layer.receive(["rt.gone!"], block=True) == ("rt.gone!e", {"n": 5})
+    timer.join()
+    layer.flush()
+    layer.close()
+
+
+def test_blocking_batch_receive_on_one_list_takes_a_burst_in_order(layer):
+    assert layer.send_batch([("rt.burst!x", {"n": n}) for n in range(5)]) == [None] * 5
+    assert layer.receive_batch(["rt.burst!"], 3, block=True) == [("rt.burst!x", {"n": n}) for n in range(3)]
+    assert layer.receive_batch(["rt.burst!"], 3, block=True) == [("rt.burst!x", {"n": n}) for n in range(3, 5)]
+
+
 def _answers(layer):
     try:
         return layer.receive_batch(["rt.ping"], 1) == []
