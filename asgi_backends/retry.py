@@ -35,6 +35,7 @@ import random as _random
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Protocol
 
 from .base import ChannelLayer, Message
@@ -110,6 +111,17 @@ class RetryPolicy:
     def backoff(self, clock: Clock = time.monotonic, random: Random = _random.random) -> Backoff:
         """Start the retries of one refusal: a :class:`Backoff` whose deadline is ``timeout`` from now."""
         return Backoff(self, clock, random)
+
+
+@lru_cache(maxsize=64)
+def policy_for(timeout: float) -> RetryPolicy:
+    """Return the default :class:`RetryPolicy` with ``timeout``, built (and checked) once per value.
+
+    A policy is immutable, so every send with the same timeout shares one;
+    building one per send cost more than the rest of an unrefused send's
+    bookkeeping.
+    """
+    return RetryPolicy(timeout=timeout)
 
 
 class Backoff:

@@ -26,7 +26,7 @@ from django.utils.functional import cached_property
 from django.utils.http import parse_header_parameters
 
 from asgi_backends.base import loggable_name
-from asgi_backends.retry import RetryPolicy, send_retrying
+from asgi_backends.retry import policy_for, send_retrying
 
 from .exceptions import RequestAborted, RequestTimeout, ResponseLater
 
@@ -290,7 +290,7 @@ class ViewConsumer:
         if reply is None:
             raise ValueError("http.request message has no reply_channel")
         layer = reply.channel_layer
-        policy = RetryPolicy(timeout=self.send_timeout)
+        policy = policy_for(self.send_timeout)
         for reply_message in self.handler(message):
             try:  # the client reads slowly: give it up to send_timeout for each message
                 send_retrying(layer, reply.name, reply_message, policy)

@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable
 
 from asgi_backends.base import ChannelLayer
-from asgi_backends.retry import RetryPolicy, send_retrying
+from asgi_backends.retry import RetryPolicy, policy_for, send_retrying
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Outbox:
         self._local.watch = None
 
     def _retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(timeout=self.retry_time)
+        return policy_for(self.retry_time)
 
     def _stayed_full(self, target: Any) -> RuntimeError:
         return RuntimeError(
