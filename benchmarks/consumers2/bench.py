@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,13 +43,11 @@ PEERS = Path(os.environ.get("PEERS_BENCH", "/work/shared/peers/bench"))
 DJPROJ = PEERS / "djproj"
 CLIENT = PEERS / "client" / "wsbench.py"
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from stacks import free_port
+from stacks import wait_listening as wait_port
+
 PATHS = {"W1": {"sync": "/ws/echo/", "async": "/ws/aecho/"}, "W2": {"sync": "/ws/group/", "async": "/ws/agroup/"}}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_ticks(pid: int) -> int:
@@ -60,17 +57,6 @@ def cpu_ticks(pid: int) -> int:
     except OSError:
         return 0
     return int(fields[11]) + int(fields[12])
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
 
 
 class Stack:
