@@ -82,7 +82,7 @@ class WebSocketProtocol(FramingProtocol):
         "ctx", "number", "head", "path", "client", "server", "scheme", "ws_state", "reply_channel", "order", "pending",
         "handshake", "subprotocol", "connect_deadline", "connected_at", "last_activity", "close_code",
         "ping_sent_at", "closing_since", "aborted", "read_paused_before_open", "inbound", "connect_message",
-        "connect_backoff", "offered_protocols", "turns"))
+        "connect_backoff", "connect_retry", "offered_protocols", "turns"))
 
     ctx: ServerContext
     inbound: InboundFlow  # built in connectionMade, once there is a transport
@@ -111,6 +111,7 @@ class WebSocketProtocol(FramingProtocol):
         # Kept while the handshake is held, to send again if websocket.connect was full.
         self.connect_message: dict[str, Any] | None = None
         self.connect_backoff: Backoff | None = None
+        self.connect_retry: Any = None  # the pending resend (a DelayedCall) while websocket.connect is refused
         # The lifetime (websocket_timeout) counts from here, the upgrade request, as Daphne's does.
         self.connected_at = self.last_activity = ctx.now()
         self.close_code: int | None = None
@@ -216,10 +217,11 @@ class WebSocketProtocol(FramingProtocol):
         pause = backoff.next_pause()
         if pause is None:
             return False
-        self.ctx.reactor.callLater(pause, self._resend_connect)
+        self.connect_retry = self.ctx.reactor.callLater(pause, self._resend_connect)
         return True
 
     def _resend_connect(self) -> None:
+        self.connect_retry = None
         message = self.connect_message
         if self.ws_state is WSState.CONNECTING and self.handshake is not None and message is not None:
             self.ctx.sender.send(self.number, "websocket.connect", message, self._connect_failed)
@@ -426,6 +428,13 @@ class WebSocketProtocol(FramingProtocol):
         ctx.ws_connections.discard(self)
         self.inbound.close()
         self.handshake = self.connect_message = None
+        retry, self.connect_retry = self.connect_retry, None
+        if retry is not None and retry.active():
+            # Gone while its websocket.connect waited for room: the application never heard of
+            # it, so it hears no disconnect either (one would wait for ever behind enforce_ordering).
+            retry.cancel()
+            ctx.receiver.forget(self.reply_channel)
+            self.reply_channel = None
         if self.reply_channel is None:
             return
         self.order += 1

@@ -344,3 +344,15 @@ def test_a_connect_still_full_at_the_connect_timeout_is_refused_and_never_sent()
     assert harness.layer.receive(["websocket.connect"], block=False)[1] == {"filler": True}
     harness.clock.advance(10)  # no retry is left behind to deliver a connect nobody waits for
     assert harness.layer.receive(["websocket.connect"], block=False) == (None, None)
+
+
+def test_a_client_gone_while_its_connect_waits_for_room_leaves_nothing_behind():
+    harness = Harness(layer=ChannelLayer(channel_capacity={"websocket.connect": 1}))
+    harness.layer.send("websocket.connect", {"filler": True})
+    transport = start_handshake(harness)
+    harness.clock.advance(0.1)
+    transport.protocol.connectionLost(Failure(ConnectionDone()))  # the client gave up
+    assert harness.layer.receive(["websocket.connect"], block=False)[1] == {"filler": True}
+    harness.clock.advance(10)
+    # The application never heard of the connection: no late connect, no disconnect for it.
+    assert harness.layer.receive(["websocket.connect", "websocket.disconnect"], block=False) == (None, None)
