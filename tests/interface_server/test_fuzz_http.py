@@ -170,6 +170,13 @@ def read(pieces: list[bytes], max_head: int = MAX_HEAD, max_body: int = MAX_BODY
     return reader, (tuple(summary), reader.upgrade, reader.truncated)
 
 
+def head_refusals_alike(reading: tuple) -> tuple:
+    """``reading`` with the codes of a refused head (400, 414, 431) made one."""
+    summary, upgrade, truncated = reading
+    alike = tuple(entry[:3] + ("refused head",) if entry[3] in (400, 414, 431) else entry for entry in summary)
+    return alike, upgrade, truncated
+
+
 # -- valid requests: read exactly as written ---------------------------------------------------------
 
 
@@ -289,8 +296,15 @@ hostile_bytes = st.one_of(st.binary(max_size=300), st.lists(st.sampled_from(PIEC
 def test_any_bytes_have_one_reading_or_a_4xx(data_in, points):
     _, whole = read([data_in])
     reader, pieces = read(cut(data_in, points))
+    byte_by_byte = read([data_in[i:i + 1] for i in range(len(data_in))])[1]
+    if len(data_in) > MAX_HEAD:
+        # Past the head limit a refusal's code may depend on the cuts: fed in pieces, the limit is
+        # crossed (414/431) before a bad byte further on arrives; fed whole, llhttp reports that byte
+        # (400) before the field reaches the limit check. Either way the head is refused and nothing
+        # of it is read; what was read before it, and that it was refused, must not depend on cuts.
+        whole, pieces, byte_by_byte = (head_refusals_alike(reading) for reading in (whole, pieces, byte_by_byte))
     assert pieces == whole, data_in
-    assert read([data_in[i:i + 1] for i in range(len(data_in))])[1] == whole, data_in  # byte by byte
+    assert byte_by_byte == whole, data_in
     for request in reader.requests:
         if request.error is not None:
             assert request.error.status in REFUSALS
