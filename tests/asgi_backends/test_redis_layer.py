@@ -16,6 +16,7 @@ from asgi_backends.conformance import wait_for
 from asgi_backends.exceptions import ChannelFull
 from asgi_backends.redis import RedisChannelLayer
 from tests.support.redis_server import free_port
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -207,14 +208,27 @@ def test_blocking_batch_receive_without_blmpop(caplog):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def redis_seconds(client) -> float:
+    """The clock the layer's scripts judge expiry by: Redis's TIME."""
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
+def wait_past_expiry(client, since: float, expiry: float = 1.0) -> None:
+    """Wait until Redis's clock is past ``since + expiry``: what was sent before ``since`` has expired."""
+    wait_until(lambda: redis_seconds(client) > since + expiry + 0.05, timeout=expiry + 5,
+               what="Redis's clock to pass the expiry", interval=0.05)
+
+
 @pytest.mark.parametrize("batch", [False, True])
 def test_blocking_receive_drops_expired_entries_and_their_members_leave_groups(redis_server, raw, batch):
     # A blocking receive on one shard skips the receive script: the pop checks expiry against Redis's TIME.
     layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", expiry=1, blocking_timeout=2)
     layer.group_add("rt-group", "rt.gone!a")
+    sent = redis_seconds(raw)
     layer.send_group("rt-group", {"n": 1})
     layer.send("rt.gone!b", {"n": 2})
-    time.sleep(1.3)
+    wait_past_expiry(raw, sent)
     layer.send("rt.gone!c", {"n": 3})
     if batch:
         assert layer.receive_batch(["rt.gone!"], 5, block=True) == [("rt.gone!c", {"n": 3})]
@@ -223,8 +237,9 @@ def test_blocking_receive_drops_expired_entries_and_their_members_leave_groups(r
     assert layer.group_channels("rt-group") == []
     assert raw.exists("rt:member:rt.gone!a") == 0
     # Everything expired: the receive waits on for a fresh message.
+    sent = redis_seconds(raw)
     layer.send("rt.gone!d", {"n": 4})
-    time.sleep(1.3)
+    wait_past_expiry(raw, sent)
     timer = threading.Timer(0.3, layer.send, args=("rt.gone!e", {"n": 5}))
     timer.start()
     if batch:
@@ -297,18 +312,19 @@ def test_forked_child_gets_its_own_connections(layer):
     assert [layer.receive(["rt.fork"])[1]["n"] for _ in range(3)] == [1, 2, 3]
 
 
-def test_abandoned_member_with_backlog_leaves_group(redis_server):
+def test_abandoned_member_with_backlog_leaves_group(redis_server, raw):
     # The head of a list is examined when its length is a power of two (or it
     # is full): a member with an unread, expired backlog is noticed before the
     # backlog doubles.
     layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", expiry=1)
     layer.group_add("rt-group", "rt.live")
     layer.group_add("rt-group", "rt.dead!x")
+    sent = redis_seconds(raw)
     for n in range(3):
         layer.send_group("rt-group", {"n": n})
     drain_live = lambda: [m for _ in range(5) for c, m in [layer.receive(["rt.live"])] if c]  # noqa: E731
     assert len(drain_live()) == 3
-    time.sleep(1.3)
+    wait_past_expiry(raw, sent)
     layer.send_group("rt-group", {"n": 3})  # backlog 3: not examined
     layer.send_group("rt-group", {"n": 4})  # backlog 4: examined, expired entries found
     assert layer.group_channels("rt-group") == ["rt.live"]

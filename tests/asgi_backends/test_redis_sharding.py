@@ -10,6 +10,7 @@ import redis
 
 from asgi_backends.exceptions import LayerUnavailable
 from asgi_backends.redis import RedisChannelLayer
+from tests.support.waiting import wait_until
 
 
 def names_on_distinct_shards(layer, count, stem="spread"):
@@ -76,7 +77,9 @@ def test_blocking_receive_across_shards(three):
         result = []
         thread = threading.Thread(target=lambda: result.append(receiver.receive(names, block=True)))
         thread.start()
-        time.sleep(0.05)  # let the pops start; correctness does not depend on it
+        # The send comes once a BLPOP waits on every shard the names live on.
+        wait_until(lambda: sum(c.info("clients")["blocked_clients"] for c in clients) >= 3, 5,
+                   what="a blocking pop on each shard")
         sent = time.monotonic()
         layer.send(target, {"to": target})
         thread.join(5)

@@ -14,13 +14,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import websocket
 
 from tests.examples.chat_server import REPO, free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -105,15 +105,18 @@ def test_walkthrough_chat_with_database_runs_as_written(tmp_path):
                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     sockets = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        def connected():
+            if server.poll() is not None:
+                pytest.fail("runserver exited:\n" + (tmp_path / "runserver.log").read_text())
             try:
-                first = websocket.create_connection(f"ws://127.0.0.1:{port}/lobby/", timeout=10)
-                break
+                return websocket.create_connection(f"ws://127.0.0.1:{port}/lobby/", timeout=10)
             except (OSError, websocket.WebSocketException):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("runserver did not come up:\n" + (tmp_path / "runserver.log").read_text())
-                time.sleep(0.1)  # waiting for the port to open
+                return None
+
+        try:
+            first = wait_until(connected, 30, what="runserver to accept WebSockets", interval=0.1)
+        except AssertionError:
+            pytest.fail("runserver did not come up:\n" + (tmp_path / "runserver.log").read_text())
         second = websocket.create_connection(f"ws://127.0.0.1:{port}/lobby/", timeout=10)
         elsewhere = websocket.create_connection(f"ws://127.0.0.1:{port}/garden/", timeout=10)
         sockets = [first, second, elsewhere]

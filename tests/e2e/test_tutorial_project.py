@@ -168,7 +168,9 @@ def test_a_worker_killed_mid_handler_closes_1011_and_disconnect_runs_elsewhere(t
         ws.send("hi")
         assert ws.recv() == f"carol {victim.pid}"
         ws.send("hang")
-        time.sleep(0.5)  # the worker is in the handler now
+        hanging = running.marks / "carol.hanging"
+        wait_until(hanging.exists, 10, what="the worker to be in the handler")
+        hanging.unlink()
         assert victim.stop(signal.SIGKILL) == -signal.SIGKILL
         survivor = running.add_worker()
         other.send("hi")  # other connections are served meanwhile

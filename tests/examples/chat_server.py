@@ -7,10 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT = REPO / "examples" / "chat"
@@ -71,20 +72,21 @@ class ChatServer:
             self.worker_processes = [self._spawn([sys.executable, "manage.py", "runworker"], log)
                                      for _ in range(self.workers)]
         log.close()
-        deadline = time.monotonic() + timeout
-        while True:
+        def serving() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"runserver exited with {self.process.returncode}:\n{self.log()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/room/lobby/", timeout=2) as response:
-                    if response.status == 200:
-                        return self
+                    return response.status == 200
             except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"runserver did not serve {self.url} within {timeout}s:\n{self.log()}")
-            time.sleep(0.1)  # nothing to block on until the port opens
+                return False
+
+        try:
+            wait_until(serving, timeout, what=f"runserver to serve {self.url}", interval=0.1)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"runserver did not serve {self.url} within {timeout}s:\n{self.log()}") from None
+        return self
 
     def _spawn(self, argv: list[str], log) -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, cwd=CHAT, env=self.env, stdin=subprocess.DEVNULL, stdout=log,

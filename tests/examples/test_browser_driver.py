@@ -12,6 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import Browser, BrowserError
+from tests.support.redis_server import free_port
+from tests.support.waiting import wait_until
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
 
 pytestmark = pytest.mark.browser
 
@@ -23,31 +34,21 @@ setTimeout(function () { window.later = 42; console.log('later set'); }, 300);
 </script></body></html>"""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def static_site(tmp_path_factory):
     root: Path = tmp_path_factory.mktemp("site")
     (root / "index.html").write_text(PAGE)
     (root / "sub").mkdir()
     (root / "sub" / "index.html").write_text("<!doctype html><body>sub page</body>")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                               cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.05)
+    try:
+        wait_until(lambda: port_open(port), max(0.0, deadline - time.monotonic()), what=f"a server on port {port}")
+    except AssertionError:
+        server.kill()
+        raise
     yield f"http://127.0.0.1:{port}/index.html"
     server.terminate()
     server.wait(timeout=5)

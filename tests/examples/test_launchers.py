@@ -8,13 +8,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 import websocket
 
 from tests.examples.chat_server import CHAT, REPO, free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -23,17 +23,6 @@ def launcher_env(tmp_path, **extra: str) -> dict[str, str]:
     return dict(os.environ, CHAT_DB_PATH=str(tmp_path / "chat.sqlite3"), PYTHONUNBUFFERED="1",
                 DJANGO_SETTINGS_MODULE="some.other.project.settings",  # the launchers must not care
                 PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **extra)
-
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)  # polling a log file and a port: nothing to block on
 
 
 def test_missing_redis_gives_one_clear_line(tmp_path):

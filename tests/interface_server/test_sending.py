@@ -9,6 +9,7 @@ import pytest
 
 from asgi_backends.inmemory import ChannelLayer
 from interface_server.sending import Job, Sender, split_batch
+from tests.support.waiting import wait_until
 
 
 def job(key, channel, retry_full=False):
@@ -132,9 +133,7 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog):
         for n in range(20):
             sender.send(n, "websocket.disconnect", {"n": n})  # no on_error: the sender's own line
             sender.send(n, "http.request", {"n": n}, errors.append)
-        deadline = time.monotonic() + 10
-        while len(errors) < 20 and time.monotonic() < deadline:
-            time.sleep(0.01)  # the sender thread reports through the test reactor
+        wait_until(lambda: len(errors) >= 20, 10, what="the sender thread to report 20 failures")
         down.clear()
         sender.send(99, "http.request", {"n": 99}, errors.append)
         assert layer.receive(["http.request"], block=True) == ("http.request", {"n": 99})
@@ -177,9 +176,7 @@ def test_a_turn_goes_to_one_thread_and_a_retrying_thread_holds_up_only_its_conne
     for key in range(6):
         sender.send(key, f"plain{key}", {"key": key})
     reactor.end_turn()
-    deadline = time.monotonic() + 5
-    while len(threads_used) < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)  # waiting for the sender thread, which reports nothing to the reactor
+    wait_until(lambda: threads_used, 5, what="the sender thread's first batch")
     assert threads_used == [("layer-sender-0", [0, 1, 2, 3, 4, 5])]  # one thread, one batch
 
     # Connection 1 fills "full" and its thread retries; later turns go to the other thread,
@@ -188,8 +185,7 @@ def test_a_turn_goes_to_one_thread_and_a_retrying_thread_holds_up_only_its_conne
         layer.send("full", {"key": -1})
     sender.send(1, "full", {"key": 1}, retry_full=True)
     reactor.end_turn()
-    while not sender._retrying[0] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: sender._retrying[0], 5, what="thread 0 to retry the full channel")
     assert sender._retrying[0]
     sender.send(2, "plain2", {"key": 2, "n": 2})
     sender.send(1, "after", {"key": 1, "n": 2})
@@ -199,6 +195,7 @@ def test_a_turn_goes_to_one_thread_and_a_retrying_thread_holds_up_only_its_conne
     assert layer.receive(["after"]) == (None, None)  # behind connection 1's retried message
     assert layer.receive(["full"])[1] == {"key": -1}  # room: the retry gets through
     got = []
+    deadline = time.monotonic() + 5
     while len(got) < 3 and time.monotonic() < deadline:
         channel, message = layer.receive(["full", "after"], block=True)
         if channel is not None:

@@ -30,6 +30,7 @@ from interface_server.config import ServerConfig
 from interface_server.flow import InboundFlow, OutboundBuffer
 from interface_server.sending import Sender
 from interface_server.ws_protocol import WSState
+from tests.support.waiting import wait_until
 
 from .conftest import recv_until
 from .test_ws_limits import close_code_of, disconnect_code, open_connection
@@ -245,10 +246,11 @@ def test_sender_threads_tell_the_flow_when_messages_have_gone():
         sender.send(1, "frames", {"n": n}, flow=flow)
     assert transport.paused and flow.waiting == 4
     gate.set()
-    deadline = time.monotonic() + 5
-    while transport.paused and time.monotonic() < deadline:
+    def resumed():
         reactor.run_calls()
-        time.sleep(0.01)
+        return not transport.paused
+
+    wait_until(resumed, 5, what="reading to resume")
     assert not transport.paused and flow.waiting == 0 and flow.waiting_bytes == 0
     sender.close()
 
@@ -281,6 +283,15 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS")
+
+
+def send_unless_full(layer, channel: str, message: dict) -> bool:
+    """Send ``message``; False (nothing sent) if the channel is full."""
+    try:
+        layer.send(channel, message)
+    except layer.ChannelFull:
+        return False
+    return True
 
 
 HANDSHAKE = (b"GET /flood HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -317,7 +328,7 @@ def test_unread_socket_flooded_by_the_application_is_closed_and_memory_stays_bou
     def sample():
         while not sampling.is_set():
             peak[0] = max(peak[0], rss_kib(server.proc.pid))
-            time.sleep(0.02)
+            sampling.wait(0.02)  # the next sample, unless sampling has ended
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -326,12 +337,8 @@ def test_unread_socket_flooded_by_the_application_is_closed_and_memory_stays_bou
     try:
         # 100 MiB for a client that reads none of it (what made the server hold 199 MB before).
         for n in range(1600):
-            while True:
-                try:
-                    server.layer.send(flooded, {"text": chunk})
-                    break
-                except server.layer.ChannelFull:
-                    time.sleep(0.01)
+            wait_until(lambda: send_unless_full(server.layer, flooded, {"text": chunk}), 20,
+                       what="room on the flooded socket's reply channel")
             sent += len(chunk)
             if n % 200 == 0:
                 # Meanwhile the other client is served as usual.
@@ -414,8 +421,6 @@ def test_real_client_that_never_reads_a_closed_response_is_freed_by_the_send_tim
     # A 10.8 MB response, under --max-pending-bytes, to a client that reads none of it: the kernel
     # takes up to its 4 MiB send buffer, the server holds the rest and closes its side (Connection:
     # close), but the socket stays until the send timeout aborts it.
-    from tests.support.waiting import wait_until
-
     # -v 2: what one client does is logged at INFO only from verbosity 2 on.
     server = start_server("--send-timeout", "1", "--max-pending-bytes", "100000000", "-v", "2")
     sock = socket.socket()

@@ -34,6 +34,8 @@ from typing import Any
 
 import websocket
 
+from tests.support.waiting import wait_until
+
 logger = logging.getLogger(__name__)
 
 CHROMIUM = "/usr/bin/chromium"
@@ -106,20 +108,23 @@ class Browser:
         if self._profile is None or self.process is None:
             raise BrowserError("Browser.start() must run before waiting for its endpoint")
         port_file = Path(self._profile) / "DevToolsActivePort"
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
+        def endpoint() -> str | None:
             if self.process.poll() is not None:
                 raise BrowserError(f"Chromium exited with status {self.process.returncode} "
                                    f"before opening DevTools ({self.executable})")
             try:
                 lines = port_file.read_text().split("\n")
             except FileNotFoundError:
-                lines = []
+                return None
             if len(lines) >= 2 and lines[0].strip().isdigit() and lines[1].strip():
                 return f"ws://127.0.0.1:{lines[0].strip()}{lines[1].strip()}"
-            time.sleep(0.05)  # the file appears once; nothing to block on
-        self.close()
-        raise BrowserError(f"Chromium did not open its DevTools port within {self.startup_timeout}s")
+            return None
+
+        try:
+            return wait_until(endpoint, self.startup_timeout, what="Chromium's DevTools port", interval=0.05)
+        except AssertionError:
+            self.close()
+            raise BrowserError(f"Chromium did not open its DevTools port within {self.startup_timeout}s") from None
 
     def close(self) -> None:
         """Close every page, stop Chromium (politely, then by PID) and delete the profile."""

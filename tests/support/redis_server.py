@@ -8,7 +8,8 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
+
+from tests.support.waiting import wait_until
 
 
 def free_port() -> int:
@@ -48,15 +49,17 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def answering() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server on port {self.port} exited with {self.process.returncode}")
-            if self.ping():
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout}s")
+            return self.ping()
+
+        try:
+            wait_until(answering, timeout, what=f"redis-server on port {self.port} to answer", interval=0.02)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout}s") from None
+        return self
 
     def ping(self) -> bool:
         try:

@@ -260,7 +260,7 @@ SCRIPT = textwrap.dedent("""
         if message["mode"] == "forever":
             forever.wait()
         else:
-            time.sleep(0.3)  # the work in hand
+            forever.wait(0.3)  # 0.3 s of work in hand (the event is never set)
         print("finished", flush=True)
 
     layer = ChannelLayer(blocking_timeout=30)

@@ -1,7 +1,7 @@
 """Not in the seeds: a consumer for the fault tests (a handler that hangs, a disconnect that leaves a mark)."""
 
 import os
-import time
+import threading
 from pathlib import Path
 
 from channels.generic.websocket import WebsocketConsumer
@@ -14,7 +14,10 @@ class SlowConsumer(WebsocketConsumer):
 
     def receive(self, text_data=None, bytes_data=None):
         if text_data == "hang":
-            time.sleep(600)
+            marks = os.environ.get("E2E_MARKS")
+            if marks:  # the test waits for this before it kills the worker
+                Path(marks, f"{self.label}.hanging").touch()
+            threading.Event().wait(600)  # a handler that never answers
         self.send(text_data=f"{self.label} {os.getpid()}")
 
     def disconnect(self, close_code):
