@@ -25,16 +25,11 @@ from typing import Any
 
 import redis
 
+from tests.support.redis_server import free_port
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PROJECT = HERE / "project"
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
