@@ -10,7 +10,7 @@ the methods rely on its routing, encoding and decoding.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import redis
 
@@ -19,6 +19,16 @@ from .blocking import pop_many
 from .connection import Shard
 
 logger = logging.getLogger(__name__)
+
+
+class SendCall(NamedTuple):
+    """One script call of a ``send_batch``: which items it carries to which shard, and its arguments."""
+
+    shard: Shard
+    indexes: list[int]
+    script: str
+    keys: tuple[str, ...]
+    args: Any
 
 
 class BatchOperations:
@@ -40,16 +50,42 @@ class BatchOperations:
                 before the failure may have queued their share.
         """
         items = self.valid_send_items(items)
+        results, calls = self.plan_sends(items)
+        for call in calls:
+            self.collect_sends(items, results, call, call.shard.run(call.script, call.keys, call.args))
+        return results
+
+    def plan_sends(self, items: list[tuple[str, Message]]) -> tuple[list[Exception | None], list[SendCall]]:
+        """Encode checked ``send_batch`` items and group them into one script call per shard.
+
+        The blocking :meth:`send_batch` and the reactor's client
+        (:mod:`~asgi_backends.redis.reactor_client`) both run these calls
+        and hand each reply to :meth:`collect_sends`.
+
+        Returns:
+            ``(results, calls)``: ``results`` holds None per item, or the
+            ``MessageTooLarge`` / ``TypeError`` its encoding met (such an
+            item is in no call).
+        """
+        results: list[Exception | None] = [None] * len(items)
+        crypter = self._crypter
+        prefix = self.prefix
         if len(items) == 1:
             # One message: the single-send script is the cheaper call.
+            channel, message = items[0]
             try:
-                self.send(*items[0])
-            except (self.ChannelFull, self.MessageTooLarge, TypeError) as exc:
-                return [exc]
-            return [None]
-        results: list[Exception | None] = [None] * len(items)
-        batches: dict[Shard, tuple[list[int], list[Any]]] = {}
-        crypter = self._crypter
+                data = self.encode(message)
+            except (self.MessageTooLarge, TypeError) as exc:
+                return [exc], []
+            if crypter is not None:
+                data = crypter.encrypt(data)
+            shard, key = self._route(channel)
+            queue = key[len(prefix):]
+            stats = prefix + "stats:"
+            args = (prefix, queue, channel, data, self._expiry_ms, self.get_capacity(channel))
+            return results, [SendCall(shard, [0], "send", (key, stats + queue, stats), args)]
+        batches: dict[Shard, SendCall] = {}
+        stats_keys = (prefix + "stats:",)
         for index, (channel, message) in enumerate(items):
             try:
                 data = self.encode(message)
@@ -59,24 +95,35 @@ class BatchOperations:
             if crypter is not None:
                 data = crypter.encrypt(data)
             shard, key = self._route(channel)
-            batch = batches.get(shard)
-            if batch is None:
-                batch = batches[shard] = ([], [self.prefix, self._expiry_ms])
-            batch[0].append(index)
-            batch[1].extend((key[len(self.prefix):], channel, data, self.get_capacity(channel)))
-        stats = (self.prefix + "stats:",)
-        for shard, (indexes, args) in batches.items():
-            refused: set[str] = set()
-            for index, queued in zip(indexes, shard.run("send_batch", stats, args)):
-                if not queued:
-                    channel = items[index][0]
-                    queue = non_local_name(channel)
-                    if queue in refused:
-                        results[index] = self.refused_after_full(channel)
-                    else:
-                        refused.add(queue)
-                        results[index] = self.channel_full(channel)
-        return results
+            call = batches.get(shard)
+            if call is None:
+                call = batches[shard] = SendCall(shard, [], "send_batch", stats_keys, [prefix, self._expiry_ms])
+            call.indexes.append(index)
+            call.args.extend((key[len(prefix):], channel, data, self.get_capacity(channel)))
+        return results, list(batches.values())
+
+    def collect_sends(self, items: list[tuple[str, Message]], results: list[Exception | None], call: SendCall,
+                      reply: Any) -> None:
+        """Record in ``results`` what Redis answered to one of :meth:`plan_sends`' calls.
+
+        A refused message gets ``ChannelFull``; the later ones of the call to
+        the same list get the ``ChannelFull`` saying they were held back
+        behind it.
+        """
+        if call.script == "send":
+            if not reply:
+                results[call.indexes[0]] = self.channel_full(items[call.indexes[0]][0])
+            return
+        refused: set[str] = set()
+        for index, queued in zip(call.indexes, reply):
+            if not queued:
+                channel = items[index][0]
+                queue = non_local_name(channel)
+                if queue in refused:
+                    results[index] = self.refused_after_full(channel)
+                else:
+                    refused.add(queue)
+                    results[index] = self.channel_full(channel)
 
     def receive_batch(
         self, channels: list[str], max_messages: int, block: bool = False,
@@ -153,33 +200,54 @@ class BatchOperations:
         Returns:
             the entries, oldest first; empty if nothing came in time.
         """
-        timeout = self.blocking_timeout
         while True:
             many = count > 1 and shard not in self._without_blmpop
-            pop = ("BLMPOP", timeout, len(keys), *keys, "LEFT", "COUNT", count) if many else ("BLPOP", *keys, timeout)
             try:
-                clock, popped = shard.execute_many(("TIME",), pop)
+                clock, popped = shard.execute_many(("TIME",), self.pop_command(keys, count, many))
             except redis.ResponseError as exc:
                 if not many or "unknown command" not in str(exc).lower():
                     raise
-                logger.info("Redis at %s has no BLMPOP (Redis < 7.0); blocking batch receives use BLPOP", shard.label)
-                self._without_blmpop.add(shard)
+                self.lacks_blmpop(shard)
                 continue
-            if popped is None:
-                return []
-            now = int(clock[0]) * 1000 + int(clock[1]) // 1000
-            fresh: list[bytes] = []
-            expired: list[bytes] = []
-            for entry in (popped[1] if many else popped[1:]):
-                colon = entry.index(b":")
-                if int(entry[:colon]) > now:
-                    fresh.append(entry)
-                else:
-                    expired.append(entry[colon + 1:entry.index(b":", colon + 1)])
+            fresh, expired = self.fresh_entries(clock, popped, many)
             if expired:
                 shard.run("expired", (), (self.prefix, *expired))
             if fresh:
                 return fresh
+            if popped is None:
+                return []
+
+    def pop_command(self, keys: list[str], count: int, many: bool) -> tuple[Any, ...]:
+        """The blocking pop of :meth:`_pop_fresh`: ``BLMPOP`` for up to ``count`` entries if ``many``, else ``BLPOP``."""
+        timeout = self.blocking_timeout
+        if many:
+            return ("BLMPOP", timeout, len(keys), *keys, "LEFT", "COUNT", count)
+        return ("BLPOP", *keys, timeout)
+
+    @staticmethod
+    def fresh_entries(clock: list[bytes], popped: Any, many: bool) -> tuple[list[bytes], list[bytes]]:
+        """Split what a blocking pop returned into unexpired entries and the channels of expired ones.
+
+        ``clock`` is Redis's ``TIME`` from the same round trip: an entry
+        whose stamp is not past it has expired.
+        """
+        if popped is None:
+            return [], []
+        now = int(clock[0]) * 1000 + int(clock[1]) // 1000
+        fresh: list[bytes] = []
+        expired: list[bytes] = []
+        for entry in (popped[1] if many else popped[1:]):
+            colon = entry.index(b":")
+            if int(entry[:colon]) > now:
+                fresh.append(entry)
+            else:
+                expired.append(entry[colon + 1:entry.index(b":", colon + 1)])
+        return fresh, expired
+
+    def lacks_blmpop(self, shard: Shard) -> None:
+        """Note that ``shard``'s Redis has no ``BLMPOP`` (older than 7.0): its blocking pops use ``BLPOP``."""
+        logger.info("Redis at %s has no BLMPOP (Redis < 7.0); blocking batch receives use BLPOP", shard.label)
+        self._without_blmpop.add(shard)
 
     def _blocking_pop_many(self, shard: Shard, keys: list[str], count: int) -> list[bytes] | None:
         """``BLMPOP``: wait for the first list to fill, take up to ``count`` of it in one go.
@@ -192,8 +260,7 @@ class BatchOperations:
         except redis.ResponseError as exc:
             if "unknown command" not in str(exc).lower():
                 raise
-            logger.info("Redis at %s has no BLMPOP (Redis < 7.0); blocking batch receives use BLPOP", shard.label)
-            self._without_blmpop.add(shard)
+            self.lacks_blmpop(shard)
             return None
         # The lists were empty a moment ago, so these entries are fresh.
         return [] if popped is None else popped[1]

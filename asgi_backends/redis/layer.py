@@ -163,15 +163,12 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
             LayerUnavailable: Redis cannot be reached.
         """
         self.valid_channel_name(channel)
-        data = self.encode(message)
-        if self._crypter is not None:
-            data = self._crypter.encrypt(data)
-        shard, key = self._route(channel)
-        queue = key[len(self.prefix):]
-        stats = self.prefix + "stats:"
-        args = (self.prefix, queue, channel, data, self._expiry_ms, self.get_capacity(channel))
-        if not shard.run("send", (key, stats + queue, stats), args):
-            raise self.channel_full(channel)
+        items = [(channel, message)]
+        results, calls = self.plan_sends(items)
+        for call in calls:
+            self.collect_sends(items, results, call, call.shard.run(call.script, call.keys, call.args))
+        if results[0] is not None:
+            raise results[0]
 
     def receive(self, channels: list[str], block: bool = False) -> tuple[str | None, Message | None]:
         """Take the oldest message from one of ``channels``.
