@@ -144,6 +144,32 @@ CHANNEL_LAYER_MEMBERS: tuple[str, ...] = tuple(sorted(
 ))
 
 
+class ReactorLayerClient(Protocol):
+    """A layer's non-blocking client for a Twisted reactor: what an interface server sends and receives through.
+
+    Every method is called in the reactor thread and returns at once; the
+    results come as Deferreds (see
+    :class:`~asgi_backends.redis.reactor_client.ReactorRedisClient`).
+    """
+
+    def send_batch(self, items: list[tuple[str, Message]]) -> Any:
+        """A Deferred firing with one result per item: None, or the exception it met (it never fails)."""
+
+    def receive_replies(self, prefix: str, max_messages: int) -> Any:
+        """A Deferred firing with the messages on a process-specific prefix (empty after the layer's wait)."""
+
+    def close(self) -> None:
+        """Close the client's connections."""
+
+
+@runtime_checkable
+class ReactorClientSource(Protocol):
+    """A layer that can hand out a :class:`ReactorLayerClient` (the Redis layer, for plain hosts)."""
+
+    def reactor_client(self, reactor: Any) -> ReactorLayerClient | None:
+        """A client running in ``reactor``, or None when this layer's configuration needs the blocking methods."""
+
+
 class BaseChannelLayer:
     """Shared behaviour of all channel layers.
 

@@ -76,9 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--websocket-handler-timeout", type=float, default=60.0,
         help="For Channels 2-4 consumers on workers: seconds one event may take at a worker before the "
              "socket is closed with 1011 (default 60)")
+    add("--layer-io", choices=("reactor", "threads"), default="reactor",
+        help="How the layer is talked to: 'reactor' (default) pipelines sends and reply receives in the "
+             "event loop when the layer can (Redis over TCP or a Unix socket), else uses threads; "
+             "'threads' always uses the sender and reply threads")
     add("--sender-threads", type=int, default=4,
-        help="Threads sending requests and frames to the layer, so its round trips never stall the "
-             "event loop (default 4; 0 = send from the event loop)")
+        help="Threads sending requests and frames to the layer when it is talked to through threads, so "
+             "its round trips never stall the event loop (default 4; 0 = send from the event loop)")
     add("--keepalive-timeout", type=float, default=75.0,
         help="Seconds an idle keep-alive HTTP connection is kept open (default 75)")
     add("--request-head-timeout", type=float, default=20.0,
@@ -190,6 +194,7 @@ def config_from_args(args: argparse.Namespace, access_log: IO[str] | None) -> Se
         max_header_size=args.max_header_size,
         shutdown_timeout=args.shutdown_timeout,
         sender_threads=args.sender_threads,
+        layer_io=args.layer_io,
         keepalive_timeout=args.keepalive_timeout,
         request_head_timeout=args.request_head_timeout,
         request_body_timeout=args.request_body_timeout,

@@ -90,7 +90,14 @@ class ServerConfig:
             turn's messages go to one thread; a connection sticks to its
             thread while its messages there are unfinished, keeping its
             order; the others take over while one retries a full channel);
-            0 sends inline in the reactor thread. Default 4.
+            0 sends inline in the reactor thread. Default 4. Used only when
+            the layer is not talked to from the reactor (see ``layer_io``).
+        layer_io: ``"reactor"`` (default): when the layer offers a client
+            for the reactor (the Redis layer over plain TCP or a Unix
+            socket), sends and reply receives run in the reactor thread,
+            pipelined, with no sender or reply threads; other layers fall
+            back to threads. ``"threads"``: always the sender and reply
+            threads.
         shutdown_timeout: on SIGTERM/``stop()``, seconds in-flight HTTP
             responses get to finish before their connections are closed.
             Default 10.
@@ -176,6 +183,7 @@ class ServerConfig:
     max_header_size: int = 64 * 1024
     websocket_receive_retry: float = 1.0
     sender_threads: int = 4
+    layer_io: str = "reactor"
     shutdown_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     request_head_timeout: float = 20.0
@@ -199,6 +207,8 @@ class ServerConfig:
         object.__setattr__(self, "proxy_headers_from", parse_trusted(self.proxy_headers_from))
         if not isinstance(self.sender_threads, int) or self.sender_threads < 0:
             raise ValueError(f"sender_threads must be an integer >= 0, not {self.sender_threads!r}")
+        if self.layer_io not in ("reactor", "threads"):
+            raise ValueError(f"layer_io must be 'reactor' or 'threads', not {self.layer_io!r}")
         for name in ("websocket_max_message_size", "websocket_max_frame_size"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -16,14 +16,15 @@ import itertools
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from twisted.internet import address
+from twisted.internet import address, defer
 
-from asgi_backends.base import ChannelLayer
+from asgi_backends.base import ChannelLayer, ReactorClientSource, ReactorLayerClient
 
 from .access import AccessLogger
 from .config import ServerConfig
 from .proxy import TrustedProxies
 from .repeats import RepeatedWarnings
+from .reactor_sender import ReactorSender
 from .replies import ReplyReceiver, make_prefix
 from .sending import Flow, OnError, Sender, layer_outage
 from .ws_protocol import WebSocketProtocol, build_ws_factory
@@ -59,7 +60,8 @@ class LayerSender(Protocol):
     def send(self, key: int, channel: str, message: dict[str, Any], on_error: OnError | None = None,
              retry_full: bool = False, flow: Flow | None = None) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self) -> defer.Deferred | None:
+        """Send what is queued; the Deferred (if any) fires once it is done."""
 
 
 class ServerContext:
@@ -70,8 +72,10 @@ class ServerContext:
         config: the server's options.
         reactor: the reactor the connections live in (or a test clock).
         sender: what sends messages to the layer; by default a
-            :class:`~interface_server.sending.Sender` with the configured
-            threads, built (and its threads started) on first use.
+            :class:`~interface_server.reactor_sender.ReactorSender` when the
+            layer has a reactor client (and ``layer_io`` is ``"reactor"``),
+            else a :class:`~interface_server.sending.Sender` with the
+            configured threads, built (and its threads started) on first use.
 
     Attributes:
         now: the clock timeouts are measured on (``reactor.seconds``; a test
@@ -91,7 +95,11 @@ class ServerContext:
         self.outage = layer_outage()
         # Refusals under load (a full channel) come in floods: the first of each kind, then a count.
         self.warnings = RepeatedWarnings(reactor)
-        self.receiver = ReplyReceiver(layer, self.prefix, reactor, self.outage)
+        # The layer's client for the reactor, if it has one: sends and reply receives then need no threads.
+        self.client: ReactorLayerClient | None = None
+        if config.layer_io == "reactor" and isinstance(layer, ReactorClientSource):
+            self.client = layer.reactor_client(reactor)
+        self.receiver = ReplyReceiver(layer, self.prefix, reactor, self.outage, client=self.client)
         self._sender = sender
         self.access_log = AccessLogger(config.access_log) if config.access_log is not None else None
         self.proxies = TrustedProxies(config.proxy_headers_from)
@@ -114,8 +122,12 @@ class ServerContext:
         sender = self._sender
         if sender is None:
             config = self.config
-            sender = self._sender = Sender(self.layer, self.reactor, config.sender_threads,
-                                           config.websocket_receive_retry, self.outage, self.warnings)
+            if self.client is not None:
+                sender = self._sender = ReactorSender(self.layer, self.client, self.reactor,
+                                                      config.websocket_receive_retry, self.outage, self.warnings)
+            else:
+                sender = self._sender = Sender(self.layer, self.reactor, config.sender_threads,
+                                               config.websocket_receive_retry, self.outage, self.warnings)
         return sender
 
     @sender.setter
@@ -127,11 +139,19 @@ class ServerContext:
         self.sender  # noqa: B018 -- builds it, starting its threads
         self.receiver.start()
 
-    def stop(self) -> None:
-        """Stop receiving replies and send what is still queued (reactor thread)."""
+    def stop(self) -> defer.Deferred:
+        """Stop receiving replies and send what is still queued (reactor thread).
+
+        Returns:
+            a Deferred firing once what was queued is sent (or the sender
+            gave up on it) and the reactor client, if any, is closed.
+        """
         self.receiver.stop()
-        if self._sender is not None:
-            self._sender.close()
+        sent = defer.maybeDeferred(self._sender.close) if self._sender is not None else defer.succeed(None)
+        client = self.client
+        if client is not None:
+            sent.addBoth(lambda _: client.close())
+        return sent
 
     @staticmethod
     def addresses(transport: ITransport) -> tuple[list[Any] | None, list[Any] | None]:

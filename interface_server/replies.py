@@ -2,11 +2,14 @@
 
 The server listens on one process-specific channel prefix
 (``interface.response.<random>!``); each request or WebSocket gets a name
-under it from ``layer.new_channel``. Replies are received without polling:
-through the layer's native ``receive_twisted`` when it has one, otherwise
-on a dedicated thread blocking in ``layer.receive_batch(..., block=True)``
-that takes every reply waiting (up to :data:`REPLY_BATCH`) in one round trip
-and hands the batch to the reactor in one ``callFromThread``.
+under it from ``layer.new_channel``. Replies are received without polling,
+in one of three ways: through the layer's reactor client
+(:class:`~asgi_backends.base.ReactorLayerClient`), whose blocking pop runs
+in the reactor and takes every reply waiting (up to :data:`REPLY_BATCH`) in
+one round trip; through the layer's native ``receive_twisted``; or on a
+dedicated thread blocking in ``layer.receive_batch(..., block=True)``, which
+takes a batch the same way and hands it to the reactor in one
+``callFromThread``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, Protocol
 
 from twisted.internet import reactor as default_reactor
 
-from asgi_backends.base import BaseChannelLayer, ChannelLayer, loggable_name
+from asgi_backends.base import BaseChannelLayer, ChannelLayer, ReactorLayerClient, loggable_name
 from asgi_backends.retry import Outage
 
 logger = logging.getLogger(__name__)
@@ -60,9 +63,11 @@ class ReplyReceiver:
         outage: paces the retries while the layer is down (exponential
             backoff with jitter) and logs one line when it goes away and
             one when it is back; the server shares it with its sender.
+        client: the layer's reactor client, to receive through it (no thread).
     """
 
-    def __init__(self, layer: ChannelLayer, prefix: str, reactor: Any = None, outage: Outage | None = None) -> None:
+    def __init__(self, layer: ChannelLayer, prefix: str, reactor: Any = None, outage: Outage | None = None,
+                 client: ReactorLayerClient | None = None) -> None:
         if not prefix.endswith("!"):
             raise ValueError(f"reply prefix must end in '!', not {prefix!r}")
         self.layer = layer
@@ -71,7 +76,8 @@ class ReplyReceiver:
         self.targets: dict[str, ReplyTarget] = {}
         self._running = False
         self._thread: threading.Thread | None = None
-        self.native = _has_native_twisted_receive(layer)
+        self.client = client
+        self.native = client is None and _has_native_twisted_receive(layer)
         self.outage = outage or Outage(logger, "Receiving replies from the channel layer")
 
     def new_channel(self, target: ReplyTarget) -> str:
@@ -90,7 +96,9 @@ class ReplyReceiver:
         if self._running:
             return
         self._running = True
-        if self.native:
+        if self.client is not None:
+            self._receive_client()
+        elif self.native:
             self._receive_native()
         else:
             self._thread = threading.Thread(target=self._receive_blocking, name="reply-receiver", daemon=True)
@@ -124,15 +132,33 @@ class ReplyReceiver:
         except Exception as exc:
             self.reactor.callLater(self.outage.failed(exc), self._receive_native)
             return
-        deferred.addCallbacks(self._native_result, self._native_error)
+        deferred.addCallbacks(self._native_result, self._native_error, errbackArgs=(self._receive_native,))
 
     def _native_result(self, result: tuple[str | None, dict | None]) -> None:
         self.outage.succeeded()
         self.dispatch(*result)
         self._receive_native()
 
-    def _native_error(self, failure: Any) -> None:
-        self.reactor.callLater(self.outage.failed(failure.value), self._receive_native)
+    def _native_error(self, failure: Any, again: Any) -> None:
+        if not self._running:
+            return  # stopped: the wait was cut short on purpose (the connection closed at shutdown)
+        self.reactor.callLater(self.outage.failed(failure.value), again)
+
+    def _receive_client(self) -> None:
+        if not self._running:
+            return
+        try:
+            waiting = self.client.receive_replies(self.prefix, REPLY_BATCH)
+        except Exception as exc:
+            self.reactor.callLater(self.outage.failed(exc), self._receive_client)
+            return
+        waiting.addCallbacks(self._client_result, self._native_error, errbackArgs=(self._receive_client,))
+
+    def _client_result(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        self.outage.succeeded()
+        if batch:
+            self.dispatch_many(batch)
+        self._receive_client()
 
     def _receive_blocking(self) -> None:
         channels = [self.prefix]

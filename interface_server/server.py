@@ -232,10 +232,14 @@ class Server:
         if self._finished:
             return
         self._finished = True
-        if self.ctx is not None:
-            # Stops receiving; disconnect messages of the connections just closed are still queued.
-            self.ctx.stop()
         if self._checker is not None and self._checker.running:
             self._checker.stop()
+        if self.ctx is None:
+            self._stop_reactor()
+            return
+        # Stops receiving; the disconnect messages of the connections just closed are still to be sent.
+        self.ctx.stop().addBoth(lambda _: self._stop_reactor())
+
+    def _stop_reactor(self) -> None:
         if self.reactor.running:
             self.reactor.stop()

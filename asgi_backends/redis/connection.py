@@ -23,7 +23,7 @@ import socket
 import ssl
 import threading
 import weakref
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import parse_qs, urlparse
 
 import redis
@@ -37,6 +37,9 @@ from redis.retry import Retry
 
 from ..exceptions import LayerUnavailable
 from .scripts import SCRIPTS
+
+if TYPE_CHECKING:
+    from .resp import RedisAddress
 
 try:  # hiredis packs commands in C; redis-py falls back to Python
     from hiredis import pack_command as _hiredis_pack
@@ -165,10 +168,13 @@ class Shard:
     Args:
         client: a ``redis.Redis`` (returning bytes) for the server.
         label: a name for messages and for the hash ring.
+        address: how the reactor's client reaches the server, or None if it
+            cannot (see :func:`~.resp.reactor_address`).
     """
 
-    def __init__(self, client: redis.Redis, label: str) -> None:
+    def __init__(self, client: redis.Redis, label: str, address: RedisAddress | None = None) -> None:
         self.client = client
+        self.address = address
         self.pool = client.connection_pool
         self.label = label
         self._local = threading.local()

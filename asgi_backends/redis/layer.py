@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import msgpack
 import redis
@@ -22,6 +22,10 @@ from .batch import BatchOperations
 from .blocking import pop_many
 from .connection import UNAVAILABLE_ERRORS, HashRing, Shard, describe_host, make_pool
 from .crypto import Crypter, InvalidToken
+from .resp import reactor_address
+
+if TYPE_CHECKING:
+    from .reactor_client import ReactorRedisClient
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +123,8 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
             label = describe_host(host)
             if any(shard.label == label for shard in shards):
                 raise ValueError(f"Redis host {label} is listed twice in hosts")
-            shards.append(Shard(redis.Redis(connection_pool=make_pool(host, pool_size, options)), label))
+            client = redis.Redis(connection_pool=make_pool(host, pool_size, options))
+            shards.append(Shard(client, label, reactor_address(host, options)))
         return shards
 
     def _socket_options(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -349,6 +354,20 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
             "messages_max_age": max(age, 0.0),
             "channel_full_count": full,
         }
+
+    def reactor_client(self, reactor: Any) -> ReactorRedisClient | None:
+        """Return a client for sends and reply receives inside a Twisted reactor, or None if a shard needs the blocking one.
+
+        The interface server sends through it instead of sender threads
+        (see :mod:`~.reactor_client`). None when a host is reached over
+        TLS, through Sentinel, with RESP3 or with a ``connection_kwargs``
+        option the reactor's connections do not honour.
+        """
+        if any(shard.address is None for shard in self._shards):
+            return None
+        from .reactor_client import ReactorRedisClient
+
+        return ReactorRedisClient(self, reactor)
 
     def close(self) -> None:
         """Close all connections; the layer reconnects if used again."""

@@ -27,13 +27,15 @@ class RedisServer:
     reconnection tests).
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, args: tuple[str, ...] = ()) -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise RuntimeError("redis-server is not installed: run 'apt-get install -y redis-server'")
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="redis-test-")
         self.process: subprocess.Popen | None = None
+        # Extra redis-server options (``--requirepass``, ``--unixsocket`` ...).
+        self.args = tuple(args)
 
     @property
     def url(self) -> str:
@@ -44,7 +46,7 @@ class RedisServer:
             [
                 self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", self.dir,
-                "--daemonize", "no", "--loglevel", "warning",
+                "--daemonize", "no", "--loglevel", "warning", *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -65,7 +67,8 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                # A server with a password answers -NOAUTH: it is up all the same.
+                return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
