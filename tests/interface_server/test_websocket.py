@@ -256,9 +256,11 @@ def test_unanswered_handshake_is_refused(start_server):
     assert time.monotonic() - started > 0.5
 
 
-@pytest.mark.parametrize("sender_threads", ["4", "0"])
-def test_full_channels_503_and_1013(start_server, sender_threads):
-    server = start_server("--sender-threads", sender_threads, "--websocket_connect_timeout", "1",
+@pytest.mark.parametrize("io", [("--layer-io", "reactor"), ("--layer-io", "threads", "--sender-threads", "4"),
+                                ("--layer-io", "threads", "--sender-threads", "0")],
+                         ids=["reactor", "threads", "inline"])
+def test_full_channels_503_and_1013(start_server, io):
+    server = start_server(*io, "--websocket_connect_timeout", "1",
                           capacity={"websocket.connect": 1, "websocket.receive": 1, "http.request": 1})
     # http.request full: 503 at once.
     server.layer.send("http.request", {"filler": True})
