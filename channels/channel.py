@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgi_backends.base import ChannelLayer
+from asgi_backends.base import ChannelLayer, loggable_name
 
 from .asgi import DEFAULT_CHANNEL_LAYER, channel_layers
 from .outbox import outbox
@@ -63,7 +63,8 @@ class Channel:
         return self.name
 
     def __repr__(self) -> str:
-        return f"<Channel {self.name}>"
+        # A reply channel's name is a capability, and reprs end up in logs.
+        return f"<Channel {loggable_name(self.name)}>"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Channel):

@@ -315,7 +315,7 @@ class Worker:
         except Exception as exc:
             logger.exception(
                 "Consumer %s raised on channel %s (reply channel %s)",
-                _name(consumer), channel, content.get("reply_channel"),
+                _name(consumer), channel, loggable_name(content.get("reply_channel")),
             )
             self.hooks.error(channel, content, exc, self.channel_layer)
 

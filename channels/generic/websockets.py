@@ -299,7 +299,7 @@ class WebsocketMultiplexer:
         Group(name).send(message)
 
     def __repr__(self) -> str:
-        return f"<WebsocketMultiplexer stream={self.stream!r} reply_channel={self.reply_channel}>"
+        return f"<WebsocketMultiplexer stream={self.stream!r} reply_channel={loggable_name(str(self.reply_channel))}>"
 
 
 class WebsocketDemultiplexer(JsonWebsocketConsumer):

@@ -156,3 +156,12 @@ def test_accept_goes_out_before_the_consumers_frames(layer):
     # The consumer only reached the socket through a group, so the accept is
     # added, and it is sent before the group's frame.
     assert drain(layer, "ws!") == [{"accept": True}, {"text": "welcome"}]
+
+
+def test_a_reply_channels_repr_does_not_carry_its_whole_name(layer):
+    from channels.generic.websockets import WebsocketMultiplexer
+
+    name = "websocket.send!a1b2c3d4e5f6a7b8"
+    assert "a1b2c3d4e5f6" not in repr(Channel(name)) and "websocket.send!a1b2" in repr(Channel(name))
+    assert repr(Channel("http.request")) == "<Channel http.request>"
+    assert "a1b2c3d4e5f6" not in repr(WebsocketMultiplexer("stream", Channel(name)))
