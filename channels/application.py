@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from asgi_backends.base import loggable_name
 
+from .named import NamedChannels
 from .turns import (
     ASGIApp,
     Message,
@@ -61,6 +62,15 @@ def _thread_loop() -> tuple[asyncio.AbstractEventLoop, ThreadPoolExecutor]:
     return loop, _thread_state.executor
 
 
+def close_thread_loop() -> None:
+    """Close this thread's event loop and handler thread, if it made them (the thread is leaving)."""
+    loop = getattr(_thread_state, "loop", None)
+    if loop is not None:
+        _thread_state.loop = None
+        _thread_state.executor.shutdown(wait=False)
+        loop.close()
+
+
 def split_replies(replies: list[Message]) -> list[list[Message]]:
     """Split a turn's replies so that no message carries much more than :data:`REPLIES_SPLIT` bytes of frames."""
     chunks: list[list[Message]] = [[]]
@@ -82,12 +92,16 @@ class ApplicationConsumer:
     Routed (by :class:`channels.routing.Router`, when ``ASGI_APPLICATION``
     is set) on ``websocket.connect``, ``websocket.receive``,
     ``websocket.disconnect``, :data:`EVENT_CHANNEL` and the channels a
-    ``ChannelNameRouter`` names.
+    ``ChannelNameRouter`` names (whose messages go to their kept instances,
+    see :mod:`channels.named`).
 
     Args:
         application: the ASGI application, or a ``module.attribute`` /
             ``module:attribute`` path to it (imported on first use).
         alias: the channel layer consumers see as ``self.channel_layer``.
+
+    Attributes:
+        named: the named channels' consumer instances of this process.
     """
 
     manages_db_connections = True  # synchronous handlers tidy them in the thread they run in
@@ -96,6 +110,7 @@ class ApplicationConsumer:
     def __init__(self, application: Any, alias: str = "default") -> None:
         self._application = application
         self.alias = alias
+        self.named = NamedChannels(_thread_loop)
 
     @property
     def application(self) -> ASGIApp:
@@ -111,14 +126,11 @@ class ApplicationConsumer:
 
         content = message.content
         channel = message.channel.name
-        loop, executor = _thread_loop()
         layer = get_channel_layer(self.alias)
         if not channel.startswith("websocket."):
-            turn = Turn(content, channel, layer, executor=executor, description=f"channel {channel}")
-            loop.run_until_complete(run_turn(self.application, {"type": "channel", "channel": channel}, turn))
-            if turn.deferred is not None:
-                run_deferred_handler(turn)
+            self.named.handle(self.application, channel, content, layer)
             return
+        loop, executor = _thread_loop()
         reply_channel = content.get("reply_channel")
         if not isinstance(reply_channel, str):
             logger.warning("Dropping a %s message without a reply_channel", channel)

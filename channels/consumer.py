@@ -4,14 +4,20 @@ A consumer class handles typed events: an event ``{"type": "chat.message"}``
 calls the method ``chat_message(self, event)``. ``Consumer.as_asgi()``
 returns the ASGI application routers point at.
 
-On this project's workers an instance lives for **one event**
-(see :mod:`channels.turns`): each event of a connection builds a fresh
-instance with ``cls(**initkwargs)``, sets ``scope``, ``channel_name`` and
-``channel_layer``, restores the attributes the previous handlers left,
-handles the event and saves the attributes again. Attributes set in
-``__init__`` from ``as_asgi(**initkwargs)`` are made again every time and
-only kept when a handler replaced them. Kept attributes must be
-msgpack-serialisable; others are dropped with a warning (logged once).
+On this project's workers an instance of a connection's consumer lives
+for **one event** (see :mod:`channels.turns`): each event of a connection
+builds a fresh instance with ``cls(**initkwargs)``, sets ``scope``,
+``channel_name`` and ``channel_layer``, restores the attributes the
+previous handlers left, handles the event and saves the attributes again.
+Attributes set in ``__init__`` from ``as_asgi(**initkwargs)`` are made
+again every time and only kept when a handler replaced them. Kept
+attributes must be msgpack-serialisable; others are dropped with a warning
+(logged once).
+
+A consumer of a named channel (``ChannelNameRouter``) is different: as
+under Channels 4's ``runworker``, each worker process keeps one instance
+per channel name for its whole life and hands it that channel's messages
+one at a time, in order; its attributes simply stay on it.
 """
 
 from __future__ import annotations
@@ -72,7 +78,9 @@ class AsyncConsumer:
                 f"{type(self).__qualname__} runs on this project's workers (interface-server + runworker, or "
                 "runserver), one event at a time; test it with channels.testing.WebsocketCommunicator"
             )
-        baseline = dict(self.__dict__)
+        kept = turn.instances is not None
+        if not kept:
+            baseline = dict(self.__dict__)
         self.scope = scope
         self.channel_layer = turn.layer
         self.channel_name = turn.channel_name
@@ -80,10 +88,11 @@ class AsyncConsumer:
         self.base_send = send
         self._turn = turn
         turn.consumer = self
-        self.__dict__.update(turn.attrs)
-        turn.baseline = baseline
+        if not kept:
+            self.__dict__.update(turn.attrs)
+            turn.baseline = baseline
         try:
-            await self.dispatch(turn.event)
+            await self.dispatch(turn.take_event())
         except StopConsumer:
             turn.stop = True
         if turn.deferred is None:
@@ -116,7 +125,15 @@ class AsyncConsumer:
                 raise TypeError(f"{cls.__qualname__}.as_asgi() got {key!r}, which is not an attribute of the class")
 
         async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-            consumer = cls(**initkwargs)
+            turn = scope.get(TURN_KEY)
+            kept = turn.instances if turn is not None else None
+            if kept is None:
+                consumer = cls(**initkwargs)
+            else:
+                # A named channel's consumer lives as long as the worker process (one per channel).
+                consumer = kept.get(app)
+                if consumer is None:
+                    consumer = kept[app] = cls(**initkwargs)
             await consumer(scope, receive, send)
 
         app.consumer_class = cls  # type: ignore[attr-defined]

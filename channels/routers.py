@@ -146,8 +146,11 @@ class ChannelNameRouter:
 
     Args:
         application_mapping: ``{channel name: consumer application}``.
-            Workers listen on every name; each message runs on a fresh
-            instance (nothing is kept between messages of a named channel).
+            Workers listen on every name. As under Channels 4's
+            ``runworker``, each worker process keeps one consumer instance
+            per name for its life and gives it that channel's messages one
+            at a time, in order (see :mod:`channels.named`); N worker
+            processes make N instances, each getting some of the messages.
     """
 
     def __init__(self, application_mapping: dict[str, Any]) -> None:

@@ -253,6 +253,7 @@ class Router:
         self.root = Include(routing)
         self._app_consumer: Any = None
         self._named_channels_added = application is None
+        self._ordered: set[str] = set()
         if application is not None:
             from .application import ApplicationConsumer
 
@@ -276,11 +277,20 @@ class Router:
             self._add_named_channels()
         return self._channels
 
+    @property
+    def ordered_channels(self) -> set[str]:
+        """The channels a ``ChannelNameRouter`` in the application names: each worker process runs their messages
+        one at a time, in order, on one consumer instance per channel (as Channels 4's ``runworker`` does)."""
+        if not self._named_channels_added:
+            self._add_named_channels()
+        return self._ordered
+
     def _add_named_channels(self) -> None:
         self._named_channels_added = True
         names = getattr(self._app_consumer.application, "channel_names", None)
         if callable(names):
-            for name in sorted(names()):
+            self._ordered = set(names())
+            for name in sorted(self._ordered):
                 self.root.routing.append(Route(name, self._app_consumer))
             self._rebuild()
 

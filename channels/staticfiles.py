@@ -115,6 +115,7 @@ class StaticFilesRouter:
         self.router = router
         self.prefix = static_prefix()
         self.channels = set(router.channels) | {"http.request"}
+        self.ordered_channels = set(router.ordered_channels)
         self._consumer: StaticFilesConsumer | None = None
 
     def consumer(self) -> StaticFilesConsumer:

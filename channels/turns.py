@@ -33,6 +33,7 @@ Wire format, on top of the ASGI 1.0 messages (see docs/consumers2.rst):
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -80,10 +81,13 @@ class Turn:
         replies: the 1.x reply messages the handler produced, in order.
         stop: the consumer raised ``StopConsumer`` (or handled a disconnect).
         failed: the turn raised; its attributes are not saved.
+        instances: for a named channel, ``{as_asgi() application: consumer}``
+            kept for the process's life: the consumer is reused, its
+            attributes stay on it (nothing is packed); None for a connection.
     """
 
     __slots__ = ("event", "channel_name", "layer", "attrs", "executor", "_description", "replies", "stop",
-                 "failed", "error", "send_unwrapped", "consumer", "baseline", "deferred")
+                 "failed", "error", "send_unwrapped", "consumer", "baseline", "deferred", "instances")
 
     def __init__(self, event: Message, channel_name: str | None, layer: AsyncChannelLayer | None,
                  attrs: dict[str, Any] | None = None, executor: ThreadPoolExecutor | None = None,
@@ -103,11 +107,18 @@ class Turn:
         self.baseline: dict[str, Any] = {}
         # (handler, event, key) of a synchronous handler left for the worker's thread (channels.consumer).
         self.deferred: tuple[Any, Message, Any] | None = None
+        self.instances: dict[Any, Any] | None = None
+
+    def take_event(self) -> Message:
+        """Return the event to handle (what ``receive()`` gives the application)."""
+        return self.event
 
     def save_attrs(self) -> None:
         """Take the consumer's attributes to keep: those not set by the framework and new or replaced since ``__init__``."""
         from .consumer import FRAMEWORK_ATTRIBUTES
 
+        if self.instances is not None:
+            return  # a kept instance keeps its attributes itself
         baseline = self.baseline
         self.attrs = {
             name: value for name, value in vars(self.consumer).items()
@@ -122,6 +133,16 @@ class Turn:
             path, channel = description
             description = self._description = f"{path} ({loggable_name(channel)})"
         return description
+
+    def refuse(self) -> str:
+        """Answer a connection no route matched (the handshake is refused); return what was done, for the log."""
+        self.replies.append({"close": True})
+        return f"refusing connection {self.description}"
+
+    def fail(self) -> str:
+        """Answer after the handler failed (the socket closes with 1011); return what was done, for the log."""
+        self.replies.append({"close": CLOSE_INTERNAL_ERROR})
+        return f"closing connection {self.description} with 1011"
 
     def collect(self, message: Message) -> None:
         """Record one ASGI message the consumer sent, as the 1.x reply the interface server understands.
@@ -272,14 +293,23 @@ def event_from_message(channel: str, content: Message) -> Message:
 # -- running a turn ------------------------------------------------------------------
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _failing_method(exc: BaseException) -> tuple[str, str]:
-    """Return ``(class name, method name)`` of the innermost consumer or middleware frame that raised."""
-    found = ("?", "?")
+    """Return ``(class name, method name)`` of the innermost consumer or middleware frame that raised.
+
+    A frame of the project's own code is preferred to one of this
+    package's (``handle`` calling ``send_body`` with a str is ``handle``'s fault).
+    """
+    found = ours = ("?", "?")
     for frame, _ in traceback.walk_tb(exc.__traceback__):
         owner = frame.f_locals.get("self")
         if owner is not None and (hasattr(owner, "dispatch") or hasattr(owner, "inner")):
             found = (type(owner).__qualname__, frame.f_code.co_name)
-    return found
+            if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+                ours = found
+    return ours if ours[0] != "?" else found
 
 
 async def run_turn(application: ASGIApp, scope: Scope, turn: Turn) -> None:
@@ -298,7 +328,7 @@ async def run_turn(application: ASGIApp, scope: Scope, turn: Turn) -> None:
         if delivered:
             raise RuntimeError("a consumer on a worker handles one event per call; the next comes in a new call")
         delivered = True
-        return turn.event
+        return turn.take_event()
 
     async def send(message: Message) -> None:
         turn.collect(message)
@@ -321,19 +351,15 @@ def run_deferred_handler(turn: Turn) -> None:
 
 
 def contain(turn: Turn, exc: Exception) -> None:
-    """Log a failed turn (class, method, connection) and close its connection (see :func:`run_turn`)."""
+    """Log a failed turn (class, method, connection) and answer as its kind asks (:meth:`Turn.fail`, :meth:`Turn.refuse`)."""
     turn.failed, turn.error, turn.deferred = True, exc, None
     if isinstance(exc, NoHandlerError):
-        logger.error("%s; closing connection %s with 1011", exc, turn.description)
-        turn.replies.append({"close": CLOSE_INTERNAL_ERROR})
+        logger.error("%s; %s", exc, turn.fail())
     elif isinstance(exc, RouteNotFound):
-        logger.warning("%s; refusing connection %s", exc, turn.description)
-        turn.replies.append({"close": True})
+        logger.warning("%s; %s", exc, turn.refuse())
     else:
         owner, method = _failing_method(exc)
-        logger.error("%s.%s raised handling %s for connection %s; closing it with 1011", owner, method,
-                     turn.event.get("type"), turn.description, exc_info=exc)
-        turn.replies.append({"close": CLOSE_INTERNAL_ERROR})
+        logger.error("%s.%s raised handling %s; %s", owner, method, turn.event.get("type"), turn.fail(), exc_info=exc)
 
 
 class RouteNotFound(ValueError):

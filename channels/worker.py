@@ -62,6 +62,12 @@ class ChannelsHooks(WorkerHooks):
     def ready(self, worker: Any) -> None:
         worker_ready.send(sender=type(worker), worker=worker)
 
+    def thread_done(self) -> None:
+        """Close the event loop the thread ran Channels 2-4 consumers in, if it did."""
+        from .application import close_thread_loop
+
+        close_thread_loop()
+
     def error(self, channel: str, content: dict, exc: BaseException, channel_layer: ChannelLayer) -> None:
         """After a consumer raised: a 500 for HTTP; a refused handshake for ``websocket.connect``."""
         super().error(channel, content, exc, channel_layer)
@@ -119,7 +125,8 @@ class Worker(_Worker):
             bare backend layer together with ``router``.
         hooks: defaults to :class:`ChannelsHooks`.
         router: routes messages instead of the wrapper's router (runserver
-            wraps it to serve static files).
+            wraps it to serve static files); its ``ordered_channels`` (the
+            application's named channels) get a thread each.
         **kwargs: ``threads``, ``prefetch``, ``only_channels``,
             ``exclude_channels``, ``message_retries``, ``signal_handlers``
             as for :class:`worker.Worker`.
@@ -142,6 +149,7 @@ class Worker(_Worker):
                     "the routing) or give router="
                 )
             router = channel_layer.router
+        kwargs.setdefault("ordered_channels", router.ordered_channels)
         super().__init__(channel_layer, router, hooks or ChannelsHooks(callback=callback), **kwargs)
 
     def ready(self) -> None:

@@ -71,6 +71,9 @@ class WorkerHooks:
     def ready(self, worker: Worker) -> None:
         """Called once the worker's threads are about to start receiving."""
 
+    def thread_done(self) -> None:
+        """Called by each of the worker's threads as it leaves, after its last message (to free what it holds)."""
+
     def error(self, channel: str, content: dict, exc: BaseException, channel_layer: ChannelLayer) -> None:
         """Called after a consumer raised (the traceback is already logged).
 

@@ -6,6 +6,11 @@ private process-specific *control channel* is listened on as well, so that a
 shutdown can wake every blocked thread at once instead of waiting out the
 layer's blocking timeout.
 
+*Ordered* channels (Channels 2-4's named channels, which Channels 4's
+``runworker`` serves with one listener each) get a thread of their own
+that receives from that channel alone and runs its messages one at a time,
+in the order the layer gives them; the other threads never take them.
+
 Shutdown: the first ``SIGTERM``/``SIGINT`` only sets a flag; each thread
 finishes the message in hand and leaves; :meth:`Worker.run` then returns. A
 second signal ends the process at once.
@@ -14,6 +19,7 @@ second signal ends the process at once.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
 import queue
@@ -84,6 +90,9 @@ class Worker:
             message waits behind a slow consumer even when another worker
             process is idle, so keep 0 when consumers can be slow. A
             graceful stop still runs every prefetched message.
+        ordered_channels: channels (of those listened on) whose messages
+            must run one at a time, in order: each gets one thread of its
+            own, besides ``threads``, that alone receives from it.
 
     Raises:
         ValueError: ``threads`` is not a positive integer, or the filters
@@ -101,6 +110,7 @@ class Worker:
         message_retries: int = 10,
         signal_handlers: bool = True,
         prefetch: int = 0,
+        ordered_channels: Iterable[str] = (),
     ) -> None:
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, not {threads!r}")
@@ -121,7 +131,14 @@ class Worker:
             )
         # A prefix no other process uses: "worker.<random>!".
         self.control_prefix = f"worker.{secrets.token_hex(8)}!"
-        self._listen = [*self.channels, self.control_prefix]
+        # The ordered channels' threads are woken on a prefix of their own: the prefetch receiver takes
+        # a batch at a time and could swallow their wake-ups with its own.
+        self.ordered_control_prefix = f"worker.{secrets.token_hex(8)}!"
+        ordered = set(ordered_channels)
+        self.ordered_channels = [name for name in self.channels if name in ordered]
+        shared = [name for name in self.channels if name not in ordered]
+        # The shared threads stay away from the ordered channels; with nothing else to take, there are none.
+        self._listen = [*shared, self.control_prefix] if shared else []
         self._stopping = threading.Event()
         self._signals_seen = 0
         self._requeuer = Requeuer(channel_layer)
@@ -130,6 +147,7 @@ class Worker:
                               meanwhile="retrying with backoff until it answers; a consumer that cannot send "
                                         "loses its message (at most once)")
         self._threads: list[threading.Thread] = []
+        self._wake_ups: list[str] = []  # once started, a control prefix per thread blocked in a receive
         self._match = router.match
         self._make_message = self.hooks.make_message
         self._call = self.hooks.call
@@ -144,10 +162,15 @@ class Worker:
 
     def start(self) -> None:
         """Start the receiving threads and return (see :meth:`run` to block)."""
-        logger.info("Listening on channels %s with %d thread(s)%s", ", ".join(self.channels), self.threads,
-                    f", prefetching {self.prefetch}" if self.prefetch else "")
+        ordered = self.ordered_channels
+        logger.info("Listening on channels %s with %d thread(s)%s%s", ", ".join(self.channels), self.threads,
+                    f", prefetching {self.prefetch}" if self.prefetch else "",
+                    f", and one thread each for {', '.join(ordered)}" if ordered else "")
         self.hooks.ready(self)
-        if self.prefetch:
+        targets: list[tuple[Any, str]]
+        if not self._listen:
+            targets = []
+        elif self.prefetch:
             self._ready: queue.SimpleQueue = queue.SimpleQueue()
             # One slot per message held in this process: in a thread's hands or ready. A
             # SimpleQueue of tokens rather than a Semaphore: its get and put are C, where a
@@ -159,8 +182,13 @@ class Worker:
             targets += [(self._consume_ready, f"worker-{index}") for index in range(self.threads)]
         else:
             targets = [(self._loop, f"worker-{index}") for index in range(self.threads)]
+        control = self.ordered_control_prefix
+        targets += [(functools.partial(self._loop, [name, control], control), f"worker-{name}") for name in ordered]
+        # One wake-up per thread blocked in a receive (prefetch: the receiver; the consumers wait on it).
+        shared = 0 if not self._listen else 1 if self.prefetch else self.threads
+        self._wake_ups = [self.control_prefix] * shared + [control] * len(ordered)
         for target, name in targets:
-            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread = threading.Thread(target=self._thread, args=(target,), name=name, daemon=True)
             self._threads.append(thread)
             thread.start()
 
@@ -190,9 +218,9 @@ class Worker:
             return
         self._stopping.set()
         # Wake the threads blocked in receive; each takes one wake-up message.
-        for _ in range(1 if self.prefetch else self.threads):
+        for prefix in self._wake_ups:
             try:
-                self.channel_layer.send(self.control_prefix + "wake", {"stop": True})
+                self.channel_layer.send(prefix + "wake", {"stop": True})
             except Exception:
                 logger.warning("Could not wake a worker thread; it stops after its receive times out")
 
@@ -212,10 +240,17 @@ class Worker:
 
     # -- the loop -------------------------------------------------------------
 
-    def _loop(self) -> None:
+    def _thread(self, target: Any) -> None:
+        try:
+            target()
+        finally:
+            self.hooks.thread_done()
+
+    def _loop(self, listen: list[str] | None = None, control: str | None = None) -> None:
+        """Receive and handle until stopped: from the shared channels, or from ``listen`` (one ordered channel)."""
         receive = self.channel_layer.receive
-        listen = self._listen
-        control = self.control_prefix
+        listen = self._listen if listen is None else listen
+        control = self.control_prefix if control is None else control
         outage = self._outage
         while not self._stopping.is_set():
             try:

@@ -348,3 +348,50 @@ def test_prefetch_with_a_thread_pool(layer):
         assert worker.join(5)
     with pytest.raises(ValueError, match="prefetch"):
         Worker(layer, TableRouter({"a": print}), prefetch=-1)
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_an_ordered_channel_has_one_thread_that_alone_runs_its_messages_in_order(layer, prefetch):
+    seen = []
+    shared = []
+    done_threads = []
+
+    class Hooks(WorkerHooks):
+        def thread_done(self):
+            done_threads.append(threading.current_thread().name)
+
+    def ordered(message):
+        seen.append((message["n"], threading.current_thread().name))
+
+    worker = Worker(layer, TableRouter({"jobs": ordered, "other": lambda m: shared.append(threading.current_thread().name)}),
+                    Hooks(), threads=4, prefetch=prefetch, ordered_channels=["jobs", "not-listened-on"],
+                    signal_handlers=False)
+    assert worker.ordered_channels == ["jobs"]
+    worker.start()
+    started = None
+    try:
+        for n in range(60):
+            layer.send("jobs", {"n": n})
+            layer.send("other", {})
+        wait_until(lambda: len(seen) == 60 and len(shared) == 60)
+    finally:
+        started = time.monotonic()
+        worker.stop()
+        assert worker.join(4)
+    assert time.monotonic() - started < layer.blocking_timeout  # the ordered thread was woken too
+    assert [n for n, _ in seen] == list(range(60))
+    assert {name for _, name in seen} == {"worker-jobs"}
+    assert "worker-jobs" not in shared
+    assert sorted(done_threads) == sorted(thread.name for thread in worker._threads)
+
+
+def test_a_worker_of_ordered_channels_only_starts_no_shared_threads(layer):
+    seen = []
+    worker = running(layer, {"jobs": lambda m: seen.append(m["n"])}, threads=3, ordered_channels=["jobs"])
+    try:
+        layer.send("jobs", {"n": 1})
+        wait_until(lambda: seen == [1])
+        assert [thread.name for thread in worker._threads] == ["worker-jobs"]
+    finally:
+        worker.stop()
+        assert worker.join(4)
