@@ -22,6 +22,7 @@ from django.utils.crypto import constant_time_compare
 
 from .db import database_sync_to_async
 from .middleware import BaseMiddleware
+from .routers import call_inner
 from .session_middleware import CookieMiddleware, SessionMiddleware
 
 __all__ = ["AuthMiddleware", "AuthMiddlewareStack", "get_user", "login", "logout"]
@@ -139,7 +140,7 @@ class AuthMiddleware(BaseMiddleware):
             scope["user"] = AnonymousUser()  # no session cookie: nothing to look up
         else:
             scope["user"] = await get_user(scope)
-        return await self.inner(scope, receive, send)
+        return await call_inner(self.inner, scope, receive, send)
 
 
 def AuthMiddlewareStack(inner: Callable[..., Any]) -> CookieMiddleware:  # noqa: N802 - Channels' name

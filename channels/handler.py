@@ -33,6 +33,35 @@ from .exceptions import RequestAborted, RequestTimeout, ResponseLater
 logger = logging.getLogger("django.request")
 
 
+def read_body_channel(layer: Any, body_channel: str, first: bytes, timeout: float, limit: int | None = None) -> bytes:
+    """Return a request body: ``first`` and the chunks read from ``body_channel`` until the last.
+
+    Raises:
+        RequestTimeout: no chunk came for ``timeout`` seconds.
+        RequestAborted: the client closed the connection mid-body.
+        RequestDataTooBig: the body passed ``limit`` bytes.
+    """
+    parts = [first]
+    size = len(first)
+    deadline = time.monotonic() + timeout
+    while True:
+        chunk = None
+        while chunk is None:
+            if time.monotonic() >= deadline:
+                raise RequestTimeout(f"No body chunk on {body_channel} for {timeout}s")
+            _, chunk = layer.receive([body_channel], block=True)
+        if chunk.get("closed"):
+            raise RequestAborted(f"Client closed the connection while sending the body on {body_channel}")
+        piece = chunk.get("content", b"") or b""
+        parts.append(piece)
+        size += len(piece)
+        if limit is not None and size > limit:
+            raise RequestDataTooBig(f"Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE ({limit} bytes)")
+        if not chunk.get("more_content"):
+            return b"".join(parts)
+        deadline = time.monotonic() + timeout
+
+
 class AsgiRequest(http.HttpRequest):
     """A Django request decoded from an ``http.request`` message.
 
@@ -113,31 +142,10 @@ class AsgiRequest(http.HttpRequest):
 
     def _read_body_channel(self, body_channel: str, first: bytes) -> bytes:
         """Collect the body chunks; enforce the timeout and the upload limit."""
-        layer = self.message.channel_layer
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if self.content_type == "multipart/form-data":
             limit = None  # file uploads are bounded by the upload handlers instead
-        parts = [first]
-        size = len(first)
-        deadline = time.monotonic() + self.body_receive_timeout
-        while True:
-            chunk = None
-            while chunk is None:
-                if time.monotonic() >= deadline:
-                    raise RequestTimeout(f"No body chunk on {body_channel} for {self.body_receive_timeout}s")
-                _, chunk = layer.receive([body_channel], block=True)
-            if chunk.get("closed"):
-                raise RequestAborted(f"Client closed the connection while sending the body on {body_channel}")
-            piece = chunk.get("content", b"") or b""
-            parts.append(piece)
-            size += len(piece)
-            if limit is not None and size > limit:
-                raise RequestDataTooBig(
-                    f"Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE ({limit} bytes)"
-                )
-            if not chunk.get("more_content"):
-                return b"".join(parts)
-            deadline = time.monotonic() + self.body_receive_timeout
+        return read_body_channel(self.message.channel_layer, body_channel, first, self.body_receive_timeout, limit)
 
     @cached_property
     def GET(self) -> http.QueryDict:  # noqa: N802 (Django's name)
@@ -299,4 +307,4 @@ class ViewConsumer:
                 return
 
 
-__all__ = ["AsgiHandler", "AsgiRequest", "ViewConsumer"]
+__all__ = ["AsgiHandler", "AsgiRequest", "ViewConsumer", "read_body_channel"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .routers import call_inner
+
 __all__ = ["BaseMiddleware"]
 
 
@@ -19,4 +21,4 @@ class BaseMiddleware:
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> Any:
         """Call the inner application with a copy of ``scope`` (so nothing leaks to outer ones)."""
-        return await self.inner(dict(scope), receive, send)
+        return await call_inner(self.inner, dict(scope), receive, send)

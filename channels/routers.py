@@ -4,6 +4,12 @@ They are ASGI applications, re-exported from :mod:`channels.routing` next to
 the 1.x ``route()``/``include()``. On a worker they run again for every
 event of a connection (routing is a few regex matches), so
 ``scope["url_route"]`` is there for every handler.
+
+Django's own ASGI handler (``get_asgi_application()``) is never run inside
+a turn: where the routing of an HTTP request reaches it (under ``"http"``,
+or as a ``URLRouter`` route), :func:`call_inner` hands the request to the
+worker's view path instead, which serves it as it serves every Django view
+(see :class:`channels.handler.ViewConsumer`).
 """
 
 from __future__ import annotations
@@ -11,12 +17,37 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.asgi import ASGIHandler
 from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, RoutePattern, URLResolver
 
-from .turns import RouteNotFound
+from .turns import TURN_KEY, RouteNotFound
 
-__all__ = ["ChannelNameRouter", "ProtocolTypeRouter", "URLRouter"]
+__all__ = ["ChannelNameRouter", "ProtocolTypeRouter", "URLRouter", "call_inner", "serves_http"]
+
+
+async def call_inner(application: Any, scope: dict[str, Any], receive: Callable[..., Any],
+                     send: Callable[..., Any]) -> Any:
+    """Call an inner application, as routers and middleware do; Django's own handler goes to the worker's view path.
+
+    Raises:
+        ValueError: Django's handler was reached for something other than
+            an HTTP request (a WebSocket, a named channel).
+    """
+    turn = scope.get(TURN_KEY)
+    if turn is not None and isinstance(application, ASGIHandler):
+        turn.serve_with_views(application)
+        return None
+    return await application(scope, receive, send)
+
+
+def serves_http(application: Any) -> bool:
+    """True if ``application`` runs HTTP requests itself: a :class:`ProtocolTypeRouter` whose ``"http"`` is not
+    Django's handler (without one, or with Django's, requests go straight to the worker's view path)."""
+    if not isinstance(application, ProtocolTypeRouter):
+        return False
+    inner = application.application_mapping.get("http")
+    return inner is not None and not isinstance(inner, ASGIHandler)
 
 
 class ProtocolTypeRouter:
@@ -25,9 +56,13 @@ class ProtocolTypeRouter:
     Args:
         application_mapping: ``{scope type: ASGI application}``.
 
-    ``"http"`` is served by the workers' Django view handler (as without
-    this router), whatever application it names; the other types run
-    their application on the workers. The router also tells
+    Every type runs its application on the workers. ``"http":
+    get_asgi_application()`` (or no ``"http"``) serves Django's views
+    through the workers' view path, as without this router; any other
+    application under ``"http"`` (a ``URLRouter`` with ``AsyncHttpConsumer``
+    routes, and Django's handler as a fallback route) runs for each
+    request, and where it reaches Django's handler the view path serves
+    the request. The router also tells
     ``interface-server myproject.asgi:application`` which channel layer to
     serve: the project's default one.
     """
@@ -47,7 +82,7 @@ class ProtocolTypeRouter:
         if application is None:
             raise ValueError(f"No application configured for scope type {scope['type']!r} (ProtocolTypeRouter has "
                              f"{sorted(self.application_mapping)!r})")
-        await application(scope, receive, send)
+        await call_inner(application, scope, receive, send)
 
     def channel_layer_for_server(self) -> Any:
         """Return the default channel layer (what an interface server started on this application serves)."""
@@ -132,7 +167,7 @@ class URLRouter:
                 "kwargs": {**outer.get("kwargs", {}), **kwargs},
             })
             try:
-                await application(inner_scope, receive, send)
+                await call_inner(application, inner_scope, receive, send)
             except Resolver404:
                 continue  # a nested router found nothing: try the next route
             return
@@ -174,4 +209,4 @@ class ChannelNameRouter:
         application = self.application_mapping.get(name)
         if application is None:
             raise ValueError(f"No application configured for channel {name!r}")
-        await application(scope, receive, send)
+        await call_inner(application, scope, receive, send)

@@ -237,11 +237,13 @@ class Router:
             ``websocket.receive``/``websocket.disconnect`` are ignored.
         application: a Channels 2-4 ASGI application (``ASGI_APPLICATION``:
             the object or its dotted path, imported when the worker first
-            needs it). With it, the WebSocket defaults are replaced by the
+            needs it). With it, the defaults are replaced by the
             application (see :class:`channels.application.ApplicationConsumer`),
             which also gets typed events and the channels a
-            ``ChannelNameRouter`` in it names; ``http.request`` still goes
-            to Django's views.
+            ``ChannelNameRouter`` in it names; ``http.request`` goes to
+            Django's views unless the application's ``"http"`` routes
+            requests to consumers (then ``http.event`` and
+            ``http.disconnect`` go to it as well).
         alias: the layer the application's consumers see as ``channel_layer``.
 
     Attributes:
@@ -286,13 +288,19 @@ class Router:
         return self._ordered
 
     def _add_named_channels(self) -> None:
+        """Add the routes only the imported application can tell: its HTTP consumers' and its named channels'."""
+        from .http_turn import HTTP_EVENT_CHANNEL
+
         self._named_channels_added = True
-        names = getattr(self._app_consumer.application, "channel_names", None)
+        consumer = self._app_consumer
+        if consumer.serves_http:
+            self.root.routing.append(Route([HTTP_EVENT_CHANNEL, "http.disconnect"], consumer))
+        names = getattr(consumer.application, "channel_names", None)
         if callable(names):
             self._ordered = set(names())
             for name in sorted(self._ordered):
-                self.root.routing.append(Route(name, self._app_consumer))
-            self._rebuild()
+                self.root.routing.append(Route(name, consumer))
+        self._rebuild()
 
     def add_route(self, route: Any) -> None:
         """Append one route (after the defaults, so it only sees what they leave)."""
@@ -356,11 +364,16 @@ def default_routes() -> list[Route]:
 
 
 def application_routes(consumer: Any) -> list[Route]:
-    """Return the routes that hand WebSocket traffic and typed events to a Channels 2-4 application."""
+    """Return the routes that hand HTTP requests, WebSocket traffic and typed events to a Channels 2-4 application.
+
+    The application's consumer passes an ``http.request`` straight to
+    Django's views unless the application routes HTTP itself (see
+    :attr:`channels.application.ApplicationConsumer.serves_http`).
+    """
     from .turns import EVENT_CHANNEL
 
     return [
-        Route("http.request", LazyViewConsumer()),
+        Route("http.request", consumer),
         Route(["websocket.connect", "websocket.receive", "websocket.disconnect", EVENT_CHANNEL], consumer),
     ]
 

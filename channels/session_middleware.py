@@ -16,6 +16,7 @@ from typing import Any, Callable
 from django.conf import settings
 
 from .middleware import BaseMiddleware
+from .routers import call_inner
 
 __all__ = ["CookieMiddleware", "SessionMiddleware", "SessionMiddlewareStack", "parse_cookies"]
 
@@ -49,7 +50,7 @@ class CookieMiddleware(BaseMiddleware):
             if name == b"cookie":
                 cookie = value
                 break
-        return await self.inner(dict(scope, cookies=parse_cookies(cookie.decode("latin-1"))), receive, send)
+        return await call_inner(self.inner, dict(scope, cookies=parse_cookies(cookie.decode("latin-1"))), receive, send)
 
 
 class SessionMiddleware(BaseMiddleware):
@@ -71,7 +72,7 @@ class SessionMiddleware(BaseMiddleware):
         if store is None:
             store = self._store = import_module(settings.SESSION_ENGINE).SessionStore
         key = scope["cookies"].get(settings.SESSION_COOKIE_NAME)
-        return await self.inner(dict(scope, session=store(session_key=key)), receive, send)
+        return await call_inner(self.inner, dict(scope, session=store(session_key=key)), receive, send)
 
 
 def SessionMiddlewareStack(inner: Callable[..., Any]) -> CookieMiddleware:  # noqa: N802 - Channels' name

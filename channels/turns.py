@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EVENT_CHANNEL", "TURN_KEY", "NoHandlerError", "RouteNotFound", "Turn", "contain", "run_turn"]
+__all__ = ["EVENT_CHANNEL", "TURN_KEY", "NoHandlerError", "RouteNotFound", "Turn", "TurnCancelled", "contain",
+           "run_turn"]
 
 TURN_KEY = "channels.turn"
 """The scope key under which a consumer finds its :class:`Turn` (middleware copies it along with the scope)."""
@@ -64,6 +65,10 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 
 class NoHandlerError(ValueError):
     """A consumer received an event whose ``type`` names no method of its class."""
+
+
+class TurnCancelled(Exception):
+    """The turn cannot reach its handler, for a reason already logged and answered (a request body that never came)."""
 
 
 class Turn:
@@ -84,10 +89,12 @@ class Turn:
         instances: for a named channel, ``{as_asgi() application: consumer}``
             kept for the process's life: the consumer is reused, its
             attributes stay on it (nothing is packed); None for a connection.
+        view: the Django ASGI handler the routing reached (an HTTP request
+            the worker serves with its view path instead), or None.
     """
 
     __slots__ = ("event", "channel_name", "layer", "attrs", "executor", "_description", "replies", "stop",
-                 "failed", "error", "send_unwrapped", "consumer", "baseline", "deferred", "instances")
+                 "failed", "error", "send_unwrapped", "consumer", "baseline", "deferred", "instances", "view")
 
     def __init__(self, event: Message, channel_name: str | None, layer: AsyncChannelLayer | None,
                  attrs: dict[str, Any] | None = None, executor: ThreadPoolExecutor | None = None,
@@ -108,6 +115,7 @@ class Turn:
         # (handler, event, key) of a synchronous handler left for the worker's thread (channels.consumer).
         self.deferred: tuple[Any, Message, Any] | None = None
         self.instances: dict[Any, Any] | None = None
+        self.view: Any = None
 
     def take_event(self) -> Message:
         """Return the event to handle (what ``receive()`` gives the application)."""
@@ -144,6 +152,15 @@ class Turn:
         self.replies.append({"close": CLOSE_INTERNAL_ERROR})
         return f"closing connection {self.description} with 1011"
 
+    def serve_with_views(self, handler: Any) -> None:
+        """The routing reached Django's ASGI handler: only an HTTP request can be served by it.
+
+        Raises:
+            ValueError: always, for a WebSocket connection or a named channel.
+        """
+        raise ValueError(f"Django's ASGI handler serves HTTP requests only, not {self.description}: route it under "
+                         "'http' in ProtocolTypeRouter")
+
     def collect(self, message: Message) -> None:
         """Record one ASGI message the consumer sent, as the 1.x reply the interface server understands.
 
@@ -175,29 +192,38 @@ class Turn:
 # -- state: the connection's scope and the attributes kept between turns ------------
 
 
-def pack_state(scope_base: Scope, attrs: dict[str, Any]) -> bytes:
-    """Return the connection's state blob: its base scope and the attributes to keep.
+def pack_state(scope_base: Scope, attrs: dict[str, Any], response: Any = None) -> bytes:
+    """Return the connection's state blob: its base scope, the attributes to keep and (HTTP) the response's progress.
 
     Raises:
         TypeError: something in ``attrs`` cannot be packed (callers drop
             such attributes first, see :func:`keepable`).
     """
-    return msgpack.packb({"s": scope_base, "a": attrs}, use_bin_type=True)
+    state: dict[str, Any] = {"s": scope_base, "a": attrs}
+    if response is not None:
+        state["r"] = response
+    return msgpack.packb(state, use_bin_type=True)
 
 
 def unpack_state(blob: Any) -> tuple[Scope | None, dict[str, Any]]:
     """Return ``(base scope, attributes)`` from a state blob (``(None, {})`` for none or a damaged one)."""
+    scope, attrs, _ = unpack_full_state(blob)
+    return scope, attrs
+
+
+def unpack_full_state(blob: Any) -> tuple[Scope | None, dict[str, Any], Any]:
+    """Return ``(base scope, attributes, response progress)`` from a state blob (``(None, {}, None)`` if unusable)."""
     if not isinstance(blob, bytes):
-        return None, {}
+        return None, {}, None
     try:
         state = msgpack.unpackb(blob, raw=False)
     except Exception:
         logger.warning("Dropping a connection state that does not decode")
-        return None, {}
+        return None, {}, None
     if not isinstance(state, dict):
-        return None, {}
+        return None, {}, None
     scope, attrs = state.get("s"), state.get("a")
-    return (scope if isinstance(scope, dict) else None), (attrs if isinstance(attrs, dict) else {})
+    return (scope if isinstance(scope, dict) else None), (attrs if isinstance(attrs, dict) else {}), state.get("r")
 
 
 _warned_unkeepable: set[tuple[str, str]] = set()
@@ -353,7 +379,9 @@ def run_deferred_handler(turn: Turn) -> None:
 def contain(turn: Turn, exc: Exception) -> None:
     """Log a failed turn (class, method, connection) and answer as its kind asks (:meth:`Turn.fail`, :meth:`Turn.refuse`)."""
     turn.failed, turn.error, turn.deferred = True, exc, None
-    if isinstance(exc, NoHandlerError):
+    if isinstance(exc, TurnCancelled):
+        turn.fail()  # logged and answered where it was raised
+    elif isinstance(exc, NoHandlerError):
         logger.error("%s; %s", exc, turn.fail())
     elif isinstance(exc, RouteNotFound):
         logger.warning("%s; %s", exc, turn.refuse())

@@ -6,6 +6,7 @@ import json
 
 from asgiref.sync import async_to_sync
 
+from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import (
     AsyncJsonWebsocketConsumer,
     AsyncWebsocketConsumer,
@@ -171,3 +172,86 @@ class Greeter(WebsocketConsumer):
     def connect(self):
         self.accept()
         self.send(text_data=f"{self.greeting} {self.scope['url_route']['kwargs'].get('who', '?')}")
+
+
+# -- HTTP consumers ---------------------------------------------------------------------
+
+
+class JsonEcho(AsyncHttpConsumer):
+    """Channels 4's test consumer: answers the posted JSON's value."""
+
+    async def handle(self, body):
+        data = json.loads(body.decode("utf-8"))
+        await self.send_response(200, json.dumps({"value": data["value"]}).encode("utf-8"),
+                                 headers={b"Content-Type": b"application/json"})
+
+
+class ServerSentEvents(AsyncHttpConsumer):
+    """The SSE pattern: headers and an open body in handle(), group events push more of it."""
+
+    async def handle(self, body):
+        self.group = "sse_" + self.scope["url_route"]["kwargs"].get("room", "lobby")
+        self.sent = 0
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.send_headers(headers=[(b"Cache-Control", b"no-cache"), (b"Content-Type", b"text/event-stream")])
+        await self.send_body(b": open\n\n", more_body=True)
+
+    async def news_item(self, event):
+        self.sent += 1
+        await self.send_body(f"data: {event['text']} #{self.sent}\n\n".encode(), more_body=not event.get("last"))
+
+    async def disconnect(self):
+        marks = self.__class__.disconnects
+        marks.append((self.channel_name, getattr(self, "sent", None)))
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    disconnects: list = []
+
+
+class LongPoll(AsyncHttpConsumer):
+    """Channels' documented long poll: headers now, the body when an event comes."""
+
+    async def handle(self, body):
+        await self.channel_layer.group_add("poll", self.channel_name)
+        await self.send_headers(headers=[(b"Content-Type", b"application/json")])
+
+    async def poll_result(self, event):
+        await self.send_body(json.dumps(event["data"]).encode())
+
+    async def disconnect(self):
+        await self.channel_layer.group_discard("poll", self.channel_name)
+
+
+class Streamer(AsyncHttpConsumer):
+    """Streams from one handler, waiting between chunks (each chunk leaves when the handler waits)."""
+
+    async def handle(self, body):
+        import asyncio
+
+        await self.send_headers(headers=[(b"Content-Type", b"text/plain")])
+        for n in range(3):
+            await self.send_body(b"chunk %d\n" % n, more_body=True)
+            await asyncio.sleep(0)
+        await self.send_body(b"done\n")
+
+
+class BrokenHttp(AsyncHttpConsumer):
+    """Raises before answering, or after its head went out (``/broken/late/``)."""
+
+    cleaned: list = []
+
+    async def handle(self, body):
+        self.stage = "handle"
+        if self.scope["path"].endswith("/late/"):
+            await self.send_headers()
+            await self.send_body(b"partial", more_body=True)
+            return
+        raise RuntimeError("handle failed on purpose")
+
+    async def boom(self, event):
+        await self.send_body(b" never seen", more_body=True)
+        raise RuntimeError("event handler failed on purpose")
+
+    async def disconnect(self):
+        BrokenHttp.cleaned.append(getattr(self, "stage", None))
