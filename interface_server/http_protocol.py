@@ -5,7 +5,10 @@ parses the bytes (llhttp), the request goes out as an ``http.request``
 message (a large body streamed on a ``?`` body channel), and the response
 is relayed from the request's reply channel; then the next pipelined
 request, so responses always leave in request order. WebSocket upgrades
-are handed over to :mod:`interface_server.ws_protocol`.
+are handed over to :mod:`interface_server.ws_protocol`. A request a
+Channels 2-4 consumer serves on workers (``AsyncHttpConsumer``) gets its
+typed events and its disconnect forwarded one at a time, with its state,
+by a :class:`~interface_server.http_turns.RequestTurns`.
 
 Hostile clients: every refusal of the reader is answered with its status
 and the connection closed; timeouts are timers on the reactor's clock (one
@@ -34,6 +37,7 @@ from .http_body import LAYER, PIPELINING, BodyStream, ReadGate
 from .http_parse import ParsedRequest, RequestHead
 from .http_reader import RequestReader
 from .http_response import ResponseError, error_response
+from .http_turns import RequestTurns, consumer_message
 from .http_writer import ClientNotReading, ResponseWriter
 
 if TYPE_CHECKING:
@@ -85,6 +89,8 @@ class HTTPProtocol(protocol.Protocol):
         self.outbound = OutboundBuffer(config.max_pending_bytes, self.clock, config.send_timeout, self._stalled)
         self.writer: ResponseWriter | None = None
         self.gate: ReadGate | None = None
+        # Made when a request's answer (or a typed event for it) shows a Channels 2-4 consumer may serve it.
+        self.turns: RequestTurns | None = None
 
     # -- connection events --------------------------------------------------
 
@@ -133,9 +139,30 @@ class HTTPProtocol(protocol.Protocol):
                 # After the chunks already handed to the sender (the rest are dropped), retried if full.
                 self.ctx.sender.send(self.number, self.body_channel,
                                      {"content": b"", "closed": True, "more_content": False}, retry_full=True)
-            self._send_quietly("http.disconnect", {"reply_channel": self.reply_channel, "path": self.request.path})
+            self._application_gone()
+            return
         self.ctx.receiver.forget(self.reply_channel)
         self.reply_channel = None
+
+    def _application_gone(self) -> None:
+        """Tell the application its client will not see the rest of the response; stop routing its replies here.
+
+        A consumer's request (serial) gets its ``http.disconnect`` after the
+        turn at a worker, with its state; any other a plain one at once --
+        and if turn 0 may still be a consumer's, the stateful one follows
+        should its answer come.
+        """
+        reply_channel = self.reply_channel
+        self.reply_channel = None
+        turns = self.turns
+        if turns is None or not turns.serial:
+            self._send_quietly("http.disconnect", {"reply_channel": reply_channel, "path": self.request.path})
+            if turns is None and not self.writer.status:
+                turns = self.turns = RequestTurns(self, reply_channel, self.request.path)
+        if turns is not None and not turns.finished:
+            turns.gone()  # keeps the reply channel routed until the disconnect has gone
+        else:
+            self.ctx.receiver.forget(reply_channel)
 
     def _send_quietly(self, channel: str, message: dict[str, Any]) -> None:
         # After the request on the same sender thread, so the application sees them in order.
@@ -311,7 +338,32 @@ class HTTPProtocol(protocol.Protocol):
     # -- the response -----------------------------------------------------------
 
     def handle_reply(self, message: dict[str, Any]) -> None:
-        """Write one response message from the reply channel to the client."""
+        """Act on one message from the reply channel: a response message, or a consumer's answer or typed event."""
+        if "replies" in message or "type" in message:
+            consumer_message(self, message)
+            return
+        turns = self.turns
+        if turns is not None:
+            self.turns = None
+            turns.plain_response(self.state is HTTPState.CLOSED)
+            if self.state is HTTPState.CLOSED:
+                return
+        self._write_reply(message)
+
+    @property
+    def responding(self) -> bool:
+        """True while the current request's response is due or being written."""
+        return self.reply_channel is not None and self.state in (HTTPState.WAITING, HTTPState.RESPONDING)
+
+    def give_up(self, status: int, reason: str) -> None:
+        """End the current response: answer ``status`` if nothing was written, else cut it short."""
+        if self.writer.status:
+            self._abort()
+        else:
+            self.fail(status, reason)
+
+    def _write_reply(self, message: dict[str, Any]) -> None:
+        """Write one response message to the client."""
         state = self.state
         writer = self.writer
         try:
@@ -347,7 +399,7 @@ class HTTPProtocol(protocol.Protocol):
             head = self.request
             logger.warning("Aborting the response to %s %s from %s: the client is not reading it (%s)",
                            head.method, head.path, self.client, exc)
-            self._send_quietly("http.disconnect", {"reply_channel": self.reply_channel, "path": head.path})
+            self._application_gone()
             self._abort()
             return
         if done:
@@ -361,6 +413,10 @@ class HTTPProtocol(protocol.Protocol):
         writer.reset()
         ctx.receiver.forget(self.reply_channel)
         self.reply_channel = None
+        turns = self.turns
+        if turns is not None:
+            self.turns = None
+            turns.finish()  # the response is complete: its consumer is done, nothing more goes to a worker
         self.served += 1
         if self.body_stream is not None:
             self.body_stream.close()  # answered: the application wants no more of the body
@@ -419,8 +475,12 @@ class HTTPProtocol(protocol.Protocol):
     def _abort(self) -> None:
         """Close at once, discarding what is unsent: the client sees the response cut short."""
         if self.reply_channel:
-            self.ctx.receiver.forget(self.reply_channel)
-            self.reply_channel = None
+            turns = self.turns
+            if turns is not None and turns.serial:
+                self._application_gone()  # a consumer's disconnect() still runs (unless it is done already)
+            else:
+                self.ctx.receiver.forget(self.reply_channel)
+                self.reply_channel = None
         self._closed()
         self.transport.abortConnection()
 
@@ -430,7 +490,7 @@ class HTTPProtocol(protocol.Protocol):
         logger.info("Aborting the connection from %s: it has read nothing for %gs (send_timeout)%s", self.client,
                     self.ctx.config.send_timeout, f" during the response to {head.method} {head.path}" if head else "")
         if self.reply_channel:  # the application is still answering: tell it the client has gone
-            self._send_quietly("http.disconnect", {"reply_channel": self.reply_channel, "path": head.path})
+            self._application_gone()
         self._abort()
 
     def _expired(self) -> None:
