@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
              "pauses (default 32)")
     add("--websocket-handler-timeout", type=float, default=60.0,
         help="For Channels 2-4 consumers on workers: seconds one event may take at a worker before the "
-             "socket is closed with 1011 (default 60)")
+             "socket is closed with 1011, or an HTTP consumer's response is ended (default 60)")
     add("--layer-io", choices=("reactor", "threads"), default="reactor",
         help="How the layer is talked to: 'reactor' (default) pipelines sends and reply receives in the "
              "event loop when the layer can (Redis over TCP or a Unix socket), else uses threads; "

@@ -153,7 +153,9 @@ class ServerConfig:
         websocket_handler_timeout: for a connection served by a Channels 2-4
             consumer on workers (see :mod:`interface_server.turns`), the longest
             one event may take at a worker before the socket is closed with
-            1011 (its worker died, or the handler hangs). Default 60.
+            1011 (its worker died, or the handler hangs); for an HTTP consumer
+            (:mod:`interface_server.http_turns`), the longest a turn may go
+            without output before its response is ended. Default 60.
         server_name: the value of the ``Server`` response header when the
             application sets none (empty: no header). Default
             ``"interface-server"``.
