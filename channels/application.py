@@ -256,15 +256,7 @@ class ApplicationConsumer:
         if turn.view is not None and not turn.failed:
             contain(turn, RuntimeError(f"the routing of {turn.description} reached Django's views after the request "
                                        "had gone to a consumer"))
-        elif turn.stop and not turn.complete and not turn.failed:
-            owner = type(turn.consumer).__qualname__ if turn.consumer is not None else "The application"
-            turn.failed = True
-            logger.error("%s stopped before completing its response; %s", owner, turn.fail())
-        state = None
-        if not turn.ended:
-            owner = type(turn.consumer).__qualname__ if turn.consumer is not None else "consumer"
-            state = pack_state(scope_base, keepable(owner, turn.attrs), turn.response_state())
-        turn.answer(content.get("turn", 0), state)
+        turn.conclude(scope_base, content.get("turn", 0))
 
     @staticmethod
     def _state(scope_base: Scope, turn: Turn) -> bytes:

@@ -36,7 +36,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from .exceptions import RequestAborted, RequestTimeout
-from .turns import Message, Scope, Turn, TurnCancelled
+from .turns import Message, Scope, Turn, TurnCancelled, keepable, pack_state
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -287,6 +287,22 @@ class HttpTurn(Turn):
             message["state"] = state
         self.pending = []
         self.sink(message)
+
+    def conclude(self, scope_base: Scope, number: int) -> bytes | None:
+        """End turn ``number``: send its answer; return the state to keep (None once the consumer is done).
+
+        A consumer that stopped with its response incomplete failed: it
+        is logged, and the request gets a 500 (or its response is cut short).
+        """
+        owner = type(self.consumer).__qualname__ if self.consumer is not None else "The application"
+        if self.stop and not self.complete and not self.failed:
+            self.failed = True
+            logger.error("%s stopped before completing its response; %s", owner, self.fail())
+        state = None
+        if not self.ended:
+            state = pack_state(scope_base, keepable(owner, self.attrs), self.response_state())
+        self.answer(number, state)
+        return state
 
     def serve_with_views(self, handler: Any) -> None:
         """The routing reached Django's ASGI handler: the worker serves the request with its view path."""

@@ -253,7 +253,7 @@ def test_an_event_without_a_handler_is_an_error_naming_type_and_class(server, ca
 
 
 def test_stopping_before_the_response_is_complete_is_a_500(server, caplog):
-    with caplog.at_level(logging.ERROR, logger="channels.application"):
+    with caplog.at_level(logging.ERROR, logger="channels.http_turn"):
         request = server.request("/stops/")
     assert replies(request.messages)[0]["status"] == 500
     assert "Stops stopped before completing its response; answering 500 to /stops/" in caplog.text
