@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from asgi_backends.base import loggable_name
-
 from asgi_backends.retry import policy_for, send_retrying
 
 from .http_turn import BODY_TIMEOUT, HTTP_EVENT_CHANNEL, HttpTurn, scope_from_request
