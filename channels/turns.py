@@ -28,6 +28,10 @@ Wire format, on top of the ASGI 1.0 messages (see docs/consumers2.rst):
 * back: ``{"replies": [1.x reply messages], "handled": turn, "state": bytes}``
   (a ``replies`` message without ``handled`` carries output that did not
   fit in one message).
+
+HTTP requests served by consumers run the same way, with a turn of their
+own (:mod:`channels.http_turn`); named channels' messages run on a kept
+instance instead (:mod:`channels.named`).
 """
 
 from __future__ import annotations

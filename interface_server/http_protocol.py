@@ -348,7 +348,7 @@ class HTTPProtocol(protocol.Protocol):
             turns.plain_response(self.state is HTTPState.CLOSED)
             if self.state is HTTPState.CLOSED:
                 return
-        self._write_reply(message)
+        self.write_reply(message)
 
     @property
     def responding(self) -> bool:
@@ -362,7 +362,7 @@ class HTTPProtocol(protocol.Protocol):
         else:
             self.fail(status, reason)
 
-    def _write_reply(self, message: dict[str, Any]) -> None:
+    def write_reply(self, message: dict[str, Any]) -> None:
         """Write one response message to the client."""
         state = self.state
         writer = self.writer

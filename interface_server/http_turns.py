@@ -57,7 +57,7 @@ def consumer_message(proto: HTTPProtocol, message: dict[str, Any]) -> None:
             return
         turns = proto.turns = RequestTurns(proto, proto.reply_channel, proto.request.path)
     if "replies" in message:
-        turns.answer(message, proto._write_reply)
+        turns.answer(message, proto.write_reply)
     else:
         turns.event(message)
 
