@@ -21,7 +21,7 @@ response open for typed events -- long polling, server-sent events::
             await self.send_body(b"", more_body=True)
 
         async def news_item(self, event):
-            await self.send_body(b"data: %s\n\n" % event["text"].encode(), more_body=True)
+            await self.send_body(b"data: %s\\n\\n" % event["text"].encode(), more_body=True)
 
         async def disconnect(self):
             await self.channel_layer.group_discard("news", self.channel_name)
