@@ -81,6 +81,28 @@ def test_config_rejects_bad_values():
         ServerConfig(max_body_size=0)
     with pytest.raises(ValueError, match="root_path"):
         ServerConfig(root_path="/x/")
+    with pytest.raises(ValueError, match="layer_io"):
+        ServerConfig(layer_io="async")
+
+
+def test_layer_io_picks_the_reactor_client_only_where_the_layer_offers_one():
+    from twisted.internet import task
+
+    from asgi_backends.inmemory import ChannelLayer
+    from asgi_backends.redis import RedisChannelLayer
+    from interface_server.context import ServerContext
+    from interface_server.reactor_sender import ReactorSender
+    from interface_server.sending import Sender
+
+    def sender_for(layer, **options):
+        ctx = ServerContext(layer, ServerConfig(sender_threads=0, **options), task.Clock())
+        return type(ctx.sender), ctx.receiver.client is not None
+
+    plain = RedisChannelLayer(hosts=[("127.0.0.1", 6379)])
+    assert sender_for(plain) == (ReactorSender, True)
+    assert sender_for(plain, layer_io="threads") == (Sender, False)
+    assert sender_for(RedisChannelLayer(hosts=["rediss://127.0.0.1:6380/0"])) == (Sender, False)
+    assert sender_for(ChannelLayer()) == (Sender, False)
 
 
 def test_cli_help_lists_every_option_and_bad_layer_path_fails_clearly():
