@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -12,11 +10,9 @@ from django.core.handlers.asgi import ASGIHandler
 
 from ..http_turn import HttpTurn
 from ..turns import Message, run_turn, unpack_full_state
+from .base import Communicator
 
 __all__ = ["HttpCommunicator"]
-
-POLL = 0.005
-"""Seconds between looks at the channel layer for events sent to the request's consumer."""
 
 
 def _outputs(reply: Message) -> list[Message]:
@@ -30,7 +26,7 @@ def _outputs(reply: Message) -> list[Message]:
     return outputs
 
 
-class HttpCommunicator:
+class HttpCommunicator(Communicator):
     """Drive one HTTP request of ``application`` from a test (``async`` methods).
 
     Args:
@@ -52,12 +48,10 @@ class HttpCommunicator:
 
     def __init__(self, application: Any, method: str, path: str, body: bytes = b"",
                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        from ..layers import get_channel_layer
-
         if not isinstance(body, bytes):
             raise TypeError(f"body must be bytes, not {type(body).__name__}")
+        super().__init__(application)
         parts = urlsplit(path)
-        self.application = application
         self.body = body
         self.scope = {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
@@ -66,18 +60,11 @@ class HttpCommunicator:
             "headers": [(bytes(k), bytes(v)) for k, v in (headers or [])],
             "client": ("127.0.0.1", 0), "server": ("testserver", 80),
         }
-        self.layer = get_channel_layer()
-        prefix = f"communicator.{secrets.token_hex(6)}!"
-        self.channel_name = self.layer.backend.new_channel(prefix) if self.layer is not None else prefix + "local"
-        self._prefix = prefix
         self._state: bytes | None = None
         self._request_parts: list[bytes] = []
         self._sent = False  # the request has gone to the application
         self._ended = False  # the consumer is done: no more events reach it
         self._turns = 0
-        self._outputs: asyncio.Queue[Message] = asyncio.Queue()
-        self._error: BaseException | None = None
-        self._lock = asyncio.Lock()
 
     # -- running events ------------------------------------------------------------
 
@@ -152,11 +139,6 @@ class HttpCommunicator:
                 await self._turn(message)
         return found
 
-    def _raise_error(self) -> None:
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-
     # -- the test's side -------------------------------------------------------------
 
     async def send_input(self, message: Message) -> None:
@@ -180,33 +162,6 @@ class HttpCommunicator:
         else:
             raise ValueError(f"An HTTP client sends http.request or http.disconnect, not {kind!r}")
         self._raise_error()
-
-    async def receive_output(self, timeout: float = 1) -> Message:
-        """Return the next ASGI message the application sent (delivering typed events meanwhile).
-
-        Raises:
-            TimeoutError: nothing within ``timeout``.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            self._raise_error()
-            if not self._outputs.empty():
-                return self._outputs.get_nowait()
-            if await self._pump_layer():
-                continue
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"the application sent nothing within {timeout}s")
-            await asyncio.sleep(POLL)
-
-    async def receive_nothing(self, timeout: float = 0.1, interval: float = 0.01) -> bool:
-        """Return True if the application sends nothing within ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._raise_error()
-            if not self._outputs.empty() or await self._pump_layer() and not self._outputs.empty():
-                return False
-            await asyncio.sleep(interval)
-        return self._outputs.empty()
 
     async def get_response(self, timeout: float = 1) -> dict[str, Any]:
         """Send the request (if not yet sent) and return the whole response: ``{"status", "headers", "body"}``.
@@ -233,7 +188,3 @@ class HttpCommunicator:
             if not chunk.get("more_body", False):
                 break
         return {"status": start["status"], "headers": list(start.get("headers") or []), "body": body}
-
-    async def wait(self, timeout: float = 1) -> None:
-        """Nothing runs in the background: raise what the last event raised, if anything."""
-        self._raise_error()

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import secrets
-import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..turns import Turn, event_from_message, keepable, pack_state, run_turn, scope_from_connect, unpack_state
+from .base import Communicator
 
 __all__ = ["WebsocketCommunicator"]
-
-POLL = 0.005
-"""Seconds between looks at the channel layer for events sent to the connection."""
 
 
 def _output(reply: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +24,7 @@ def _output(reply: dict[str, Any]) -> dict[str, Any]:
     return {"type": "websocket.close", "code": 1000 if close is True else close}
 
 
-class WebsocketCommunicator:
+class WebsocketCommunicator(Communicator):
     """Drive one WebSocket connection of ``application`` from a test (``async`` methods).
 
     Args:
@@ -46,26 +41,17 @@ class WebsocketCommunicator:
 
     def __init__(self, application: Any, path: str, headers: list[tuple[bytes, bytes]] | None = None,
                  subprotocols: list[str] | None = None, spec_version: str | None = None) -> None:
-        from ..layers import get_channel_layer
-
+        super().__init__(application)
         parts = urlsplit(path)
         header_list = [[bytes(k), bytes(v)] for k, v in (headers or [])]
         if subprotocols:
             header_list.append([b"sec-websocket-protocol", ", ".join(subprotocols).encode("latin-1")])
-        self.application = application
-        self.layer = get_channel_layer()
-        prefix = f"communicator.{secrets.token_hex(6)}!"
-        self.channel_name = self.layer.backend.new_channel(prefix) if self.layer is not None else prefix + "local"
-        self._prefix = prefix
         self.scope_base = scope_from_connect({
             "path": unquote(parts.path), "query_string": parts.query.encode("latin-1"), "headers": header_list,
             "client": ["127.0.0.1", 0], "server": ["testserver", 80],
         })
         self.scope = self.scope_base
         self._state = pack_state(self.scope_base, {})
-        self._outputs: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._error: BaseException | None = None
-        self._lock = asyncio.Lock()
         self._closed = False
 
     async def _turn(self, channel: str, content: dict[str, Any]) -> None:
@@ -82,10 +68,11 @@ class WebsocketCommunicator:
             for reply in turn.replies:
                 self._outputs.put_nowait(_output(reply))
 
-    def _raise_error(self) -> None:
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
+    speaker = "the consumer"
+
+    def _took(self, output: dict[str, Any]) -> None:
+        if output["type"] == "websocket.close":
+            self._closed = True
 
     async def _pump_layer(self) -> bool:
         """Run a turn for each event waiting on the connection's channel; return True if there was one."""
@@ -138,26 +125,6 @@ class WebsocketCommunicator:
         """Send ``data`` as a JSON text frame."""
         await self.send_to(text_data=json.dumps(data))
 
-    async def receive_output(self, timeout: float = 1) -> dict[str, Any]:
-        """Return the next ASGI message the consumer sent (delivering typed events meanwhile).
-
-        Raises:
-            TimeoutError: nothing within ``timeout``.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            self._raise_error()
-            if not self._outputs.empty():
-                output = self._outputs.get_nowait()
-                if output["type"] == "websocket.close":
-                    self._closed = True
-                return output
-            if await self._pump_layer():
-                continue
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"the consumer sent nothing within {timeout}s")
-            await asyncio.sleep(POLL)
-
     async def receive_from(self, timeout: float = 1) -> str | bytes:
         """Return the next frame's text or bytes.
 
@@ -181,24 +148,10 @@ class WebsocketCommunicator:
             raise AssertionError(f"JSON frame must be text, got {payload!r}")
         return json.loads(payload)
 
-    async def receive_nothing(self, timeout: float = 0.1, interval: float = 0.01) -> bool:
-        """Return True if the consumer sends nothing within ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._raise_error()
-            if not self._outputs.empty() or await self._pump_layer() and not self._outputs.empty():
-                return False
-            await asyncio.sleep(interval)
-        return self._outputs.empty()
-
     async def disconnect(self, code: int = 1000, timeout: float = 1) -> None:
         """Close the connection: the consumer's ``disconnect(code)`` runs."""
         if self._closed and self._state is None:
             return
         self._closed = True
         await self._turn("websocket.disconnect", {"code": code})
-        self._raise_error()
-
-    async def wait(self, timeout: float = 1) -> None:
-        """Nothing runs in the background: raise what the last event raised, if anything."""
         self._raise_error()
