@@ -36,7 +36,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from .exceptions import RequestAborted, RequestTimeout
-from .turns import Message, Scope, Turn, TurnCancelled, keepable, pack_state
+from .turns import Message, Scope, Turn, TurnCancelled, connection_scope, keepable, pack_state
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -73,25 +73,9 @@ def scope_from_request(content: Message) -> Scope:
     What the routers and middleware add (``url_route``, ``cookies``,
     ``session``, ``user``) is added again on every turn.
     """
-    headers = [list(pair) for pair in content.get("headers") or () if isinstance(pair, (list, tuple)) and len(pair) == 2]
-    query = content.get("query_string", b"")
-    if isinstance(query, str):
-        query = query.encode("latin-1")
-    path = content.get("path") or "/"
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": content.get("http_version") or "1.1",
-        "method": content.get("method") or "GET",
-        "scheme": content.get("scheme") or "http",
-        "path": path,
-        "raw_path": path.encode("utf-8", "surrogateescape") if isinstance(path, str) else path,
-        "query_string": query,
-        "root_path": content.get("root_path") or "",
-        "headers": headers,
-        "client": content.get("client"),
-        "server": content.get("server"),
-    }
+    scope = connection_scope("http", content, "http", content.get("http_version") or "1.1")
+    scope["method"] = content.get("method") or "GET"
+    return scope
 
 
 def _checked_head(message: Message) -> Message:

@@ -266,26 +266,22 @@ def keepable(owner: str, attrs: dict[str, Any]) -> dict[str, Any]:
 # -- the scope of a connection ---------------------------------------------------
 
 
-def scope_from_connect(content: Message) -> Scope:
-    """Return the base WebSocket scope of a connection from its ``websocket.connect`` message.
+def connection_scope(kind: str, content: Message, scheme: str, http_version: str = "1.1") -> Scope:
+    """Return the scope fields a 1.x ``http.request`` or ``websocket.connect`` message gives (``type`` ``kind``).
 
-    What the routers and middleware add (``url_route``, ``cookies``,
-    ``session``, ``user``) is added again on every turn.
+    ``scheme`` is used when the message names none. Malformed header
+    entries are dropped; a ``str`` query string is encoded as latin-1.
     """
     headers = [list(pair) for pair in content.get("headers") or () if isinstance(pair, (list, tuple)) and len(pair) == 2]
-    subprotocols: list[str] = []
-    for name, value in headers:
-        if name == b"sec-websocket-protocol" and isinstance(value, bytes):
-            subprotocols.extend(part.strip() for part in value.decode("latin-1").split(",") if part.strip())
     query = content.get("query_string", b"")
     if isinstance(query, str):
         query = query.encode("latin-1")
     path = content.get("path") or "/"
     return {
-        "type": "websocket",
+        "type": kind,
         "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "scheme": content.get("scheme") or "ws",
+        "http_version": http_version,
+        "scheme": content.get("scheme") or scheme,
         "path": path,
         "raw_path": path.encode("utf-8", "surrogateescape") if isinstance(path, str) else path,
         "query_string": query,
@@ -293,8 +289,22 @@ def scope_from_connect(content: Message) -> Scope:
         "headers": headers,
         "client": content.get("client"),
         "server": content.get("server"),
-        "subprotocols": subprotocols,
     }
+
+
+def scope_from_connect(content: Message) -> Scope:
+    """Return the base WebSocket scope of a connection from its ``websocket.connect`` message.
+
+    What the routers and middleware add (``url_route``, ``cookies``,
+    ``session``, ``user``) is added again on every turn.
+    """
+    scope = connection_scope("websocket", content, "ws")
+    subprotocols: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"sec-websocket-protocol" and isinstance(value, bytes):
+            subprotocols.extend(part.strip() for part in value.decode("latin-1").split(",") if part.strip())
+    scope["subprotocols"] = subprotocols
+    return scope
 
 
 def event_from_message(channel: str, content: Message) -> Message:
