@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ REPO = HERE.parent
 PROJECT = HERE / "fullstack_project"
 sys.path.insert(0, str(REPO))
 
+from stacks import stop_process_groups  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 
@@ -103,15 +103,7 @@ class Stack:
                 "redis": cpu_seconds(self.redis.process.pid)}
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_process_groups(self.procs)
         self.procs = []
         self.redis.cleanup()
 

@@ -36,6 +36,19 @@ LAYER_MODULES = {
 }
 
 
+def stop_process_groups(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM each process's group, then SIGKILL the groups still there after 10 s (processes started with ``start_new_session``)."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
 def wait_listening(port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

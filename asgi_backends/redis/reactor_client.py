@@ -94,11 +94,6 @@ class ShardLink:
         self._refused: list[_Request] = []
         self._closed = False
 
-    @property
-    def connected(self) -> bool:
-        """True while a connection is up (it may still be recovering)."""
-        return self._protocol is not None
-
     # -- making requests -------------------------------------------------------------
 
     def request(self, commands: list[tuple[Any, ...]], callback: ReplyCallback) -> None:

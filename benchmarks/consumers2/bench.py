@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,7 +43,7 @@ DJPROJ = PEERS / "djproj"
 CLIENT = PEERS / "client" / "wsbench.py"
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from stacks import free_port
+from stacks import free_port, stop_process_groups
 from stacks import wait_listening as wait_port
 
 PATHS = {"W1": {"sync": "/ws/echo/", "async": "/ws/aecho/"}, "W2": {"sync": "/ws/group/", "async": "/ws/agroup/"}}
@@ -80,14 +79,7 @@ class Stack:
         return [proc.pid for proc in self.procs[1:]]  # the first is its redis-server
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_groups(list(reversed(self.procs)))
 
 
 def base_env(redis_port: int, capacity: int) -> dict[str, str]:
