@@ -210,8 +210,13 @@ class ReactorSender:
             closed.callback(None)
             return closed
         deadline = self.reactor.callLater(timeout, self._give_up, len(self._busy))
-        closed.addBoth(lambda result: (deadline.cancel() if deadline.active() else None, result)[1])
-        return closed
+
+        def done(result: object) -> object:
+            if deadline.active():
+                deadline.cancel()
+            return result
+
+        return closed.addBoth(done)
 
     def _give_up(self, waiting: int) -> None:
         if self._closed is not None and not self._closed.called:
