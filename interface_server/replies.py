@@ -32,14 +32,6 @@ PREFIX_BASE = "interface.response."
 REPLY_BATCH = 200
 """Most replies taken from the layer (and handed to the reactor) at once."""
 
-PIPELINED_POPS = 2
-"""Blocking pops a reactor client keeps waiting at once, one behind the other on one connection.
-
-When a burst (a broadcast to many of this server's sockets) fills the
-reply list, Redis answers the second pop the moment the first has its
-batch, while the reactor is still writing the first batch's frames, so
-the round trips do not add up behind the dispatching. Replies still come
-in order: the pops share a connection and are answered in turn."""
 
 
 class ReplyTarget(Protocol):
@@ -106,8 +98,9 @@ class ReplyReceiver:
             return
         self._running = True
         if self.client is not None:
-            for _ in range(PIPELINED_POPS):
-                self._receive_client()
+            # One pop at a time: a second one pipelined behind it made replies (and so an open-loop
+            # client's next requests) come in bursts that overfilled http.request at half load.
+            self._receive_client()
         elif self.native:
             self._receive_native()
         else:
