@@ -36,6 +36,7 @@ class HttpSummary:
     latencies: list[float] = field(default_factory=list)
     failure_latencies: list[float] = field(default_factory=list)
     skipped: int = 0
+    late: int = 0  # requests a client dropped because it ran behind its schedule
 
     def p(self, fraction: float) -> float | None:
         return percentile(self.latencies, fraction)
@@ -46,6 +47,7 @@ def http_summary(results: Iterable[dict[str, Any]], window: Window = None) -> Ht
     summary = HttpSummary()
     for result in results:
         summary.skipped += result.get("skipped", 0)
+        summary.late += result.get("late", 0)
         for start, end, status, _pid, _key in result["records"]:
             if not inside(start, window):
                 continue
