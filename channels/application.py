@@ -208,7 +208,9 @@ class ApplicationConsumer:
             run_deferred_handler(turn)
         if channel == "websocket.disconnect":
             return  # the interface server has forgotten the connection: nothing to answer
-        state = content.get("state") if turn.failed else self._state(scope_base, turn)
+        state = None if turn.failed else self._state(scope_base, turn)
+        if state is not None and state == content.get("state"):
+            state = None  # what the server holds already: most events change nothing, and it need not travel
         self._answer(message.channel_layer, reply_channel, turn, content.get("turn", 0), state)
 
     def _http(self, message: Any, layer: Any) -> None:
@@ -259,15 +261,22 @@ class ApplicationConsumer:
 
     @staticmethod
     def _state(scope_base: Scope, turn: Turn) -> bytes:
-        owner = type(turn.consumer).__qualname__ if turn.consumer is not None else "consumer"
-        return pack_state(scope_base, keepable(owner, turn.attrs))
+        try:
+            return pack_state(scope_base, turn.attrs)
+        except (TypeError, ValueError, OverflowError):  # something not msgpack's: keep the rest, say what was dropped
+            owner = type(turn.consumer).__qualname__ if turn.consumer is not None else "consumer"
+            return pack_state(scope_base, keepable(owner, turn.attrs))
 
     @staticmethod
-    def _answer(layer: ReplySink, reply_channel: str, turn: Turn, number: int, state: Any) -> None:
+    def _answer(layer: ReplySink, reply_channel: str, turn: Turn, number: int, state: bytes | None) -> None:
+        """Send the turn's frames and its end; ``state`` None leaves the server's copy as it is."""
         chunks = split_replies(turn.replies)
         for chunk in chunks[:-1]:
             layer.send(reply_channel, {"replies": chunk})
-        layer.send(reply_channel, {"replies": chunks[-1], "handled": number, "state": state})
+        end: Message = {"replies": chunks[-1], "handled": number}
+        if state is not None:
+            end["state"] = state
+        layer.send(reply_channel, end)
 
 
 def import_application(path: str) -> ASGIApp:

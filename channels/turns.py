@@ -27,7 +27,8 @@ Wire format, on top of the ASGI 1.0 messages (see docs/consumers2.rst):
   "turn", "state", "event": {...}}``;
 * back: ``{"replies": [1.x reply messages], "handled": turn, "state": bytes}``
   (a ``replies`` message without ``handled`` carries output that did not
-  fit in one message).
+  fit in one message; an answer without ``state`` leaves the server's as
+  it was: the handler changed nothing, or it failed).
 
 HTTP requests served by consumers run the same way, with a turn of their
 own (:mod:`channels.http_turn`); named channels' messages run on a kept

@@ -6,7 +6,7 @@ any worker, so this server holds what ties them together (the workers'
 side is ``channels.turns``):
 
 * the connection's **state**, an opaque blob (msgpack bytes) the worker
-  returns with every event it handled and gets back with the next one;
+  returns when an event it handled changed it and gets back with the next one;
 * the connection's **queue**: frames from the client and typed events
   (messages with a ``type`` sent to the connection's reply channel by
   ``group_send`` or ``channel_layer.send``), forwarded one at a time: the
@@ -91,7 +91,8 @@ class ConnectionTurns:
             if handled is not None:
                 logger.debug("Ignoring a late answer for turn %s of %s", handled, self.proto.describe())
             return
-        self.state = message.get("state")
+        if "state" in message:  # without one, the turn left the state as it was
+            self.state = message["state"]
         self.in_flight = None
         self.pump()
 

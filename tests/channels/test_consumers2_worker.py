@@ -88,7 +88,7 @@ class Connection:
         name, message = self.server.layer.receive([PREFIX])
         if message is None:
             return None
-        if "handled" in message:
+        if "state" in message:  # as the interface server: an answer without one leaves it as it was
             self.state = message["state"]
         return message
 
@@ -114,9 +114,11 @@ def test_connect_answer_carries_accept_frames_and_state(server):
     conn = server.connect("/anon/")
     assert conn.answer["replies"] == [{"accept": True}, {"text": "[Welcome Anonymous!]"}]
     assert conn.answer["handled"] == 0 and isinstance(conn.answer["state"], bytes)
-    assert texts(conn.send("/name ada")) == ["[set your username to ada]"]
+    named = conn.send("/name ada")
+    assert texts(named) == ["[set your username to ada]"] and isinstance(named["state"], bytes)
     answer = conn.send("hi")
     assert texts(answer) == ["ada: hi"] and answer["handled"] == 2
+    assert "state" not in answer  # the handler changed nothing: the server's copy stands
 
 
 def test_seed_002_group_events_and_async_to_sync_on_the_worker(server):
@@ -152,7 +154,7 @@ def test_raising_handler_closes_1011_and_keeps_the_last_state(server, caplog):
     before = conn.state
     with caplog.at_level(logging.ERROR, logger="channels.turns"):
         answer = conn.send("boom")
-    assert answer["replies"] == [{"close": 1011}] and answer["state"] == before
+    assert answer["replies"] == [{"close": 1011}] and "state" not in answer and conn.state == before
     assert "Broken.receive raised handling websocket.receive" in caplog.text
     assert texts(conn.send("ok")) == ["fine"]  # the worker carries on
 

@@ -43,6 +43,20 @@ def test_answer_accepts_and_frames_go_one_at_a_time_with_the_state():
     assert (OP_TEXT, b"ONE") in conn.frames()
 
 
+def test_an_answer_without_state_keeps_the_last_one():
+    harness = Harness()
+    layer = harness.layer
+    conn = serial_connection(harness)
+    conn.send(OP_TEXT, b"one")
+    conn.send(OP_TEXT, b"two")
+    conn.send(OP_TEXT, b"three")
+    assert take(layer, "websocket.receive")["state"] == b"S0"
+    conn.reply({"replies": [{"text": "ONE"}], "handled": 1})  # the handler changed nothing
+    assert take(layer, "websocket.receive")["state"] == b"S0"
+    conn.reply({"replies": [], "handled": 2, "state": b"S2"})
+    assert take(layer, "websocket.receive")["state"] == b"S2"
+
+
 def test_typed_events_queue_behind_frames_and_go_to_the_event_channel():
     harness = Harness()
     layer = harness.layer
