@@ -29,13 +29,10 @@ from typing import Any, Callable
 from asgiref.sync import async_to_sync, sync_to_async
 
 from .exceptions import StopConsumer
-from .turns import TURN_KEY, NoHandlerError, Turn
+from .turns import FRAMEWORK_ATTRIBUTES, TURN_KEY, NoHandlerError, Turn
 
 __all__ = ["AsyncConsumer", "SyncConsumer", "get_handler_name"]
 
-#: Attributes a turn sets on every instance; never part of the saved state.
-FRAMEWORK_ATTRIBUTES = frozenset({"scope", "channel_layer", "channel_name", "channel_receive", "base_send",
-                                  "channel_layer_alias", "_turn"})
 
 
 def get_handler_name(message: dict[str, Any]) -> str:

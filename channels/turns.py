@@ -52,11 +52,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EVENT_CHANNEL", "TURN_KEY", "NoHandlerError", "RouteNotFound", "Turn", "TurnCancelled", "contain",
+__all__ = ["EVENT_CHANNEL", "FRAMEWORK_ATTRIBUTES", "TURN_KEY", "NoHandlerError", "RouteNotFound", "Turn", "TurnCancelled", "contain",
            "run_turn"]
 
 TURN_KEY = "channels.turn"
 """The scope key under which a consumer finds its :class:`Turn` (middleware copies it along with the scope)."""
+
+FRAMEWORK_ATTRIBUTES = frozenset({"scope", "channel_layer", "channel_name", "channel_receive", "base_send",
+                                  "channel_layer_alias", "_turn"})
+"""Attributes a turn sets on every consumer instance; never part of the saved state."""
 
 EVENT_CHANNEL = "websocket.event"
 """Where the interface server forwards typed events sent to a connection's ``channel_name``."""
@@ -128,8 +132,6 @@ class Turn:
 
     def save_attrs(self) -> None:
         """Take the consumer's attributes to keep: those not set by the framework and new or replaced since ``__init__``."""
-        from .consumer import FRAMEWORK_ATTRIBUTES
-
         if self.instances is not None:
             return  # a kept instance keeps its attributes itself
         baseline = self.baseline
