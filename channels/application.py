@@ -208,8 +208,9 @@ class ApplicationConsumer:
             run_deferred_handler(turn)
         if channel == "websocket.disconnect":
             return  # the interface server has forgotten the connection: nothing to answer
-        state = None if turn.failed else self._state(scope_base, turn)
-        if state is not None and state == content.get("state"):
+        previous = content.get("state")
+        state = previous if turn.failed else self._state(scope_base, turn)
+        if state is not None and state == previous and content.get("keeps_state"):
             state = None  # what the server holds already: most events change nothing, and it need not travel
         self._answer(message.channel_layer, reply_channel, turn, content.get("turn", 0), state)
 

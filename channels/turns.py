@@ -22,13 +22,15 @@ so an instance lives for one event only:
 
 Wire format, on top of the ASGI 1.0 messages (see docs/consumers2.rst):
 
-* to a worker: the 1.x message plus ``turn`` (int) and ``state`` (bytes);
+* to a worker: the 1.x message plus ``turn`` (int), ``state`` (bytes) and
+  ``keeps_state`` (true: the answer may leave an unchanged state out);
   typed events go on :data:`EVENT_CHANNEL` as ``{"reply_channel", "path",
   "turn", "state", "event": {...}}``;
 * back: ``{"replies": [1.x reply messages], "handled": turn, "state": bytes}``
   (a ``replies`` message without ``handled`` carries output that did not
-  fit in one message; an answer without ``state`` leaves the server's as
-  it was: the handler changed nothing, or it failed).
+  fit in one message; to a server that said ``keeps_state``, an answer
+  without ``state`` leaves the server's as it was: the handler changed
+  nothing, or it failed).
 
 HTTP requests served by consumers run the same way, with a turn of their
 own (:mod:`channels.http_turn`); named channels' messages run on a kept

@@ -6,7 +6,9 @@ any worker, so this server holds what ties them together (the workers'
 side is ``channels.turns``):
 
 * the connection's **state**, an opaque blob (msgpack bytes) the worker
-  returns when an event it handled changed it and gets back with the next one;
+  returns when an event it handled changed it (each event says
+  ``keeps_state``: an answer without one leaves it as it was) and gets back
+  with the next one;
 * the connection's **queue**: frames from the client and typed events
   (messages with a ``type`` sent to the connection's reply channel by
   ``group_send`` or ``channel_layer.send``), forwarded one at a time: the
@@ -172,6 +174,9 @@ class ConnectionTurns:
         self.next_turn += 1
         message["turn"] = number
         message["state"] = self.state
+        # Tells the worker it may answer without a state when the handler changed none (this server
+        # keeps its copy); a worker newer than an interface server it meets mid-deploy then still sends it.
+        message["keeps_state"] = True
         if channel == "websocket.disconnect":
             self.finished = True
             ctx.sender.send(proto.number, channel, message, retry_full=True)

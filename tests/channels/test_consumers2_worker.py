@@ -67,11 +67,12 @@ class Server:
 
 
 class Connection:
-    def __init__(self, server, path):
+    def __init__(self, server, path, keeps_state=True):
         self.server, self.path = server, path
         self.reply_channel = server.layer.new_channel(PREFIX)
         self.turn = 0
         self.state = None
+        self.keeps_state = keeps_state  # False: an interface server from before answers could leave it out
         self.answer = self.run("websocket.connect", {"headers": [[b"host", b"x"]], "query_string": b"",
                                                       "client": ["1.2.3.4", 5], "server": ["1.1.1.1", 80],
                                                       "order": 0})
@@ -81,6 +82,8 @@ class Connection:
         if channel != "websocket.connect":
             self.turn += 1
             content.update(turn=self.turn, state=self.state)
+            if self.keeps_state:
+                content["keeps_state"] = True
         self.server.run(channel, content)
         return self.take()
 
@@ -119,6 +122,17 @@ def test_connect_answer_carries_accept_frames_and_state(server):
     answer = conn.send("hi")
     assert texts(answer) == ["ada: hi"] and answer["handled"] == 2
     assert "state" not in answer  # the handler changed nothing: the server's copy stands
+
+
+def test_a_server_that_does_not_keep_the_state_gets_it_with_every_answer(server):
+    conn = Connection(server, "/anon/", keeps_state=False)
+    before = conn.state
+    answer = conn.send("hi")
+    assert texts(answer) == ["Anonymous: hi"] and answer["state"] == before
+    conn = Connection(server, "/broken/", keeps_state=False)
+    before = conn.state
+    answer = conn.send("boom")
+    assert answer["replies"] == [{"close": 1011}] and answer["state"] == before
 
 
 def test_seed_002_group_events_and_async_to_sync_on_the_worker(server):

@@ -36,6 +36,7 @@ def test_answer_accepts_and_frames_go_one_at_a_time_with_the_state():
     conn.send(OP_TEXT, b"two")
     first = take(layer, "websocket.receive")
     assert first["text"] == "one" and first["state"] == b"S0" and first["turn"] == 1
+    assert first["keeps_state"] is True  # the worker may leave an unchanged state out of its answer
     assert take(layer, "websocket.receive") is None  # "two" waits for the answer to "one"
     conn.reply({"replies": [{"text": "ONE"}], "handled": 1, "state": b"S1"})
     second = take(layer, "websocket.receive")
