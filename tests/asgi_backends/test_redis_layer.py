@@ -118,6 +118,39 @@ def test_send_group_applies_each_members_capacity(redis_server):
     layer.flush()
 
 
+def test_send_group_to_more_members_of_one_process_than_one_push_takes(redis_server):
+    # The script pushes a list's entries 1,000 at a time: 2,500 members of one prefix get one each, in order.
+    layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:")
+    members = [f"rt.proc!{n:05d}" for n in range(2500)]
+    for member in members:
+        layer.group_add("rt-many", member)
+    assert layer.send_group("rt-many", {"x": 1}) is None
+    received = layer.receive_batch(["rt.proc!"], 3000)
+    assert [channel for channel, _ in received] == layer.group_channels("rt-many")
+    assert sorted(channel for channel, _ in received) == members
+    layer.flush()
+
+
+def test_send_group_stops_at_the_lists_capacity_with_entries_still_to_push(redis_server, raw):
+    # Full after 1,000 pushed and more waiting: the expired head found then frees one place, no more.
+    layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", expiry=1, process_capacity=1500)
+    sent = redis_seconds(raw)
+    layer.group_add("rt-stale", "rt.proc!stale")
+    layer.send_group("rt-stale", {"x": 0})
+    wait_past_expiry(raw, sent)
+    layer.group_discard("rt-stale", "rt.proc!stale")
+    layer.group_add("rt-stale", "rt.proc!stale")  # in the group again: the expired entry is still its
+    members = [f"rt.proc!{n:05d}" for n in range(2000)]
+    for member in members:
+        layer.group_add("rt-stale", member)
+    layer.send_group("rt-stale", {"x": 1})
+    assert raw.llen("rt:rt.proc!") == 1500
+    assert "rt.proc!stale" not in layer.group_channels("rt-stale")  # its expired entry was found
+    received = layer.receive_batch(["rt.proc!"], 3000)
+    assert len(received) == 1500 and all(message == {"x": 1} for _, message in received)
+    layer.flush()
+
+
 def test_concurrent_burst_within_pool(redis_server):
     layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", pool_size=8, capacity=1000)
     errors = []
