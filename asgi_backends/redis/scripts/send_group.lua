@@ -38,10 +38,10 @@ end
 for _, channel in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local bang = string.find(channel, '!', 1, true)
   local queue = bang and string.sub(channel, 1, bang) or channel
-  local key = prefix .. queue
   local capacity = capacities[channel] or default_capacity
   local list = lists[queue]
   if not list then
+    local key = prefix .. queue
     local length, dropped = trim_expired(prefix, key, now, capacity)
     list = {key = key, length = length, dropped = dropped, forced = false, delivered = 0, full = 0, pending = {}}
     lists[queue] = list
@@ -49,7 +49,7 @@ for _, channel in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   end
   if list.length >= capacity and not list.forced then
     -- Full: make sure no expired entry is holding the room.
-    local length, dropped = trim_expired(prefix, key, now, 0)
+    local length, dropped = trim_expired(prefix, list.key, now, 0)
     list.length, list.forced = length + #list.pending, true  -- the list holds none of the pending ones yet
     list.dropped = list.dropped or dropped
   end
