@@ -286,8 +286,28 @@ class BatchOperations:
             self._decode_into(shard.run("receive_batch", keys, (self.prefix, wanted - len(received))), received)
         return received
 
-    def _decode_into(self, entries: list[bytes], received: list[tuple[str, Message]]) -> None:
+    def _decode_into(self, entries: list[bytes], received: list[tuple[str, Message]], share: bool = False) -> None:
+        """Decode ``entries`` onto ``received``, dropping (and logging) those that do not decode.
+
+        With ``share``, consecutive entries with the same payload (the members
+        of one process in a group send) get one message object, decoded (and
+        decrypted) once: only for a caller that never changes a message.
+        """
+        if not share:
+            for entry in entries:
+                channel, message = self._decode(entry)
+                if channel is not None:
+                    received.append((channel, message))
+            return
+        last_data: bytes | None = None
+        last_message: Message | None = None
         for entry in entries:
-            channel, message = self._decode(entry)
+            _, name, data = entry.split(b":", 2)
+            if data == last_data:
+                if last_message is not None:
+                    received.append((name.decode("ascii"), last_message))
+                continue
+            channel, message = self._decode_parts(name, data)
+            last_data, last_message = data, message
             if channel is not None:
                 received.append((channel, message))

@@ -231,6 +231,10 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
 
     def _decode(self, entry: bytes) -> tuple[str | None, Message | None]:
         _, channel, data = entry.split(b":", 2)
+        return self._decode_parts(channel, data)
+
+    def _decode_parts(self, channel: bytes, data: bytes) -> tuple[str | None, Message | None]:
+        """Return ``(channel, message)`` from an entry's channel and payload, or ``(None, None)`` (logged)."""
         if self._crypter is not None:
             try:
                 data = self._crypter.decrypt(data)

@@ -386,7 +386,7 @@ class ReactorRedisClient:
                 self._link(shard).run("expired", (), (layer.prefix, *expired), self._expired_dropped)
             if fresh or popped is None:
                 received: list[tuple[str, Message]] = []
-                layer._decode_into(fresh, received)
+                layer._decode_into(fresh, received, share=True)  # the server reads its replies, never changes them
                 done.callback(received)
             else:
                 attempt()  # everything it took had expired: wait again

@@ -220,6 +220,29 @@ def test_unix_socket_and_encryption(reactor, tmp_path):
         server.cleanup()
 
 
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_a_group_send_reaches_each_member_of_the_process_with_one_decoded_message(reactor, redis_server, encrypted):
+    keys = {"symmetric_encryption_keys": ["a secret"]} if encrypted else {}
+    layer, client = make_client(reactor, [redis_server.url], prefix=f"fan{len(keys)}:", **keys)
+    try:
+        members = [layer.new_channel(PREFIX) for _ in range(3)]
+        for member in members:
+            layer.group_add("room", member)
+        layer.send_group("room", {"text": "to all"})
+        assert settle(reactor, client.send_batch([(members[0], {"text": "to one"})])) == [None]
+        layer.send_group("room", {"text": "to all"})
+        batch = settle(reactor, client.receive_replies(PREFIX, 10))
+        assert [channel for channel, _ in batch] == layer.group_channels("room") + [members[0]] + \
+            layer.group_channels("room")
+        assert [m["text"] for _, m in batch] == ["to all"] * 3 + ["to one"] + ["to all"] * 3
+        first, direct, second = batch[:3], batch[3], batch[4:]
+        assert all(m is first[0][1] for _, m in first) and all(m is second[0][1] for _, m in second)
+        assert first[0][1] is not second[0][1] and direct[1] is not first[0][1]  # only runs of one payload share
+    finally:
+        layer.flush()
+        close(reactor, layer, client)
+
+
 def test_expired_replies_are_dropped_by_the_blocking_pop(reactor, redis_server):
     layer, client = make_client(reactor, [redis_server.url], prefix="expiry:", expiry=0.05, blocking_timeout=0.2)
     plain = redis.Redis.from_url(redis_server.url)
