@@ -38,7 +38,37 @@ from .ws_limits import CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, CLOSE_PROT
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FramingProtocol"]
+__all__ = ["FramingProtocol", "TextFrames"]
+
+LARGE_PAYLOAD = 65536
+"""Payloads from this size on are written after their header, not copied behind it."""
+
+
+class TextFrames:
+    """The last text frame built, found again by the identity of its ``str``.
+
+    The members of a group send that one server holds all get the same
+    message object (its payload decoded once), so the same ``str``: the
+    frame is encoded and framed once for all of them. Any other text is a
+    new object and is framed anew. One per server (reactor thread only).
+    """
+
+    __slots__ = ("_text", "_frame")
+
+    def __init__(self) -> None:
+        self._text: str | None = None
+        self._frame = b""
+
+    def frame(self, text: str) -> bytes | None:
+        """Return the whole frame (header and UTF-8 payload) for ``text``, or None for a large one."""
+        if text is self._text:
+            return self._frame
+        payload = text.encode("utf-8")
+        if len(payload) >= LARGE_PAYLOAD:
+            return None
+        frame = frame_header(0x1, len(payload)) + payload
+        self._text, self._frame = text, frame
+        return frame
 
 # The attributes Autobahn's server protocol sets on every connection (its
 # options, copied from the factory, and its state), as of Autobahn 24-25.
@@ -125,7 +155,7 @@ class FramingProtocol(WebSocketServerProtocol):
         The caller checks the connection is open.
         """
         header = frame_header(opcode, len(payload))
-        if len(payload) < 65536:
+        if len(payload) < LARGE_PAYLOAD:
             self.sendData(header + payload)
         else:  # no copy of a large payload just to prepend a few bytes
             self.sendData(header)

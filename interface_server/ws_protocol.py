@@ -302,7 +302,12 @@ class WebSocketProtocol(FramingProtocol):
         text = message.get("text")
         if text is not None:
             if isinstance(text, str):
-                self._send_frame(0x1, text.encode("utf-8"))
+                if self.state == self.STATE_OPEN and self.ws_state is WSState.OPEN:
+                    frame = self.ctx.text_frames.frame(text)
+                    if frame is None:
+                        self.send_data_frame(0x1, text.encode("utf-8"))
+                    else:
+                        self.sendData(frame)
             else:
                 logger.error("websocket reply 'text' must be str, not %s (client %s, path %s)",
                              type(text).__name__, self.client, self.path)
