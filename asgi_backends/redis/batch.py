@@ -115,12 +115,18 @@ class BatchOperations:
                 results[call.indexes[0]] = self.channel_full(items[call.indexes[0]][0])
             return
         refused: set[str] = set()
+        # One exception for all the held-back messages to one channel: a full channel can refuse
+        # thousands of a burst's messages (every socket's disconnect), again at each retry.
+        held_back: dict[str, Exception] = {}
         for index, queued in zip(call.indexes, reply):
             if not queued:
                 channel = items[index][0]
                 queue = non_local_name(channel)
                 if queue in refused:
-                    results[index] = self.refused_after_full(channel)
+                    exc = held_back.get(channel)
+                    if exc is None:
+                        exc = held_back[channel] = self.refused_after_full(channel)
+                    results[index] = exc
                 else:
                     refused.add(queue)
                     results[index] = self.channel_full(channel)

@@ -94,10 +94,11 @@ def test_messages_sent_in_the_reactor_are_received_in_order_across_shards(reacto
 def test_a_full_channel_refuses_and_holds_back_the_rest_of_the_batch(reactor, redis_server):
     layer, client = make_client(reactor, [redis_server.url], prefix="full:", channel_capacity={"small": 2})
     try:
-        results = settle(reactor, client.send_batch([("small", {"n": n}) for n in range(4)]))
+        results = settle(reactor, client.send_batch([("small", {"n": n}) for n in range(6)]))
         assert results[:2] == [None, None]
         assert all(isinstance(r, layer.ChannelFull) for r in results[2:])
         assert "earlier message" in str(results[3]) and "earlier message" not in str(results[2])
+        assert results[3] is results[4] is results[5]  # one refusal for all those held back behind it
         # One message alone goes through the single-send script, with the same answer.
         (alone,) = settle(reactor, client.send_batch([("small", {"n": 9})]))
         assert isinstance(alone, layer.ChannelFull)
