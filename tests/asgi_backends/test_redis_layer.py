@@ -132,20 +132,20 @@ def test_send_group_to_more_members_of_one_process_than_one_push_takes(redis_ser
 
 
 def test_send_group_stops_at_the_lists_capacity_with_entries_still_to_push(redis_server, raw):
-    # Full after 1,000 pushed and more waiting: the expired head found then frees one place, no more.
+    # Three expired entries, a length the first look skips (not a power of two); the list fills with
+    # 1,000 entries pushed and 497 still waiting: the trim then drops the three, and three more fit.
     layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", expiry=1, process_capacity=1500)
     sent = redis_seconds(raw)
     layer.group_add("rt-stale", "rt.proc!stale")
-    layer.send_group("rt-stale", {"x": 0})
+    for n in range(3):
+        layer.send_group("rt-stale", {"x": 0})
     wait_past_expiry(raw, sent)
-    layer.group_discard("rt-stale", "rt.proc!stale")
-    layer.group_add("rt-stale", "rt.proc!stale")  # in the group again: the expired entry is still its
     members = [f"rt.proc!{n:05d}" for n in range(2000)]
     for member in members:
         layer.group_add("rt-stale", member)
     layer.send_group("rt-stale", {"x": 1})
     assert raw.llen("rt:rt.proc!") == 1500
-    assert "rt.proc!stale" not in layer.group_channels("rt-stale")  # its expired entry was found
+    assert "rt.proc!stale" not in layer.group_channels("rt-stale")  # its expired entries were found
     received = layer.receive_batch(["rt.proc!"], 3000)
     assert len(received) == 1500 and all(message == {"x": 1} for _, message in received)
     layer.flush()
