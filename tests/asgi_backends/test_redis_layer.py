@@ -119,7 +119,7 @@ def test_send_group_applies_each_members_capacity(redis_server):
 
 
 def test_send_group_to_more_members_of_one_process_than_one_push_takes(redis_server):
-    # The script pushes a list's entries 1,000 at a time: 2,500 members of one prefix get one each, in order.
+    # The script pushes a list's entries together, 1,000 a call: 2,500 members of one prefix get one each, in order.
     layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:")
     members = [f"rt.proc!{n:05d}" for n in range(2500)]
     for member in members:
@@ -133,7 +133,7 @@ def test_send_group_to_more_members_of_one_process_than_one_push_takes(redis_ser
 
 def test_send_group_stops_at_the_lists_capacity_with_entries_still_to_push(redis_server, raw):
     # Three expired entries, a length the first look skips (not a power of two); the list fills with
-    # 1,000 entries pushed and 497 still waiting: the trim then drops the three, and three more fit.
+    # this call's entries not pushed yet: the trim then drops the three, and three more fit.
     layer = RedisChannelLayer(hosts=[redis_server.url], prefix="rt:", expiry=1, process_capacity=1500)
     sent = redis_seconds(raw)
     layer.group_add("rt-stale", "rt.proc!stale")

@@ -78,6 +78,15 @@ local function trim_expired(prefix, key, now, capacity)
   return length, dropped
 end
 
+-- RPUSH <entries> onto list <key>, 1000 at a time (unpack's stack limit):
+-- one call per entry was most of a large send's time.
+local function push_entries(key, entries)
+  local count = #entries
+  for i = 1, count, 1000 do
+    redis.call('RPUSH', key, unpack(entries, i, math.min(i + 999, count)))
+  end
+end
+
 -- Append an entry to list P<queue> whose current length is known; true if
 -- there was room. <ttl> is twice <expiry>, as a string (converted once).
 local function append(prefix, queue, length, channel, payload, now, expiry, ttl, capacity)

@@ -48,9 +48,7 @@ for _, queue in ipairs(order) do
   local list, key, stats = lists[queue], prefix .. queue, prefix .. 'stats:' .. queue
   local count = #list.entries
   if count > 0 then
-    for i = 1, count, 1000 do
-      redis.call('RPUSH', key, unpack(list.entries, i, math.min(i + 999, count)))
-    end
+    push_entries(key, list.entries)
     redis.call('PEXPIRE', key, ttl)
     redis.call('HINCRBY', stats, 'messages_count', count)
   end

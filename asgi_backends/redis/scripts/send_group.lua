@@ -8,7 +8,7 @@
 --
 -- Members are mostly process-specific channels of a few interface servers,
 -- so the work per list (expiry check, TTL renewal, counters) is done once
--- per list, and a list's entries go out in RPUSHes of up to 1000.
+-- per list, and a list's entries go out together (push_entries).
 local prefix, payload = ARGV[1], ARGV[2]
 local expiry, default_capacity = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl = tostring(expiry * 2)
@@ -26,15 +26,6 @@ end
 
 local lists, order = {}, {}
 local head, tail = (now + expiry) .. ':', ':' .. payload
--- Entries wait in their list's table and go out in RPUSHes of up to 1000: one call per member
--- was most of a large broadcast's time.
-local function flush(list)
-  local pending = list.pending
-  if #pending > 0 then
-    redis.call('RPUSH', list.key, unpack(pending))
-    list.pending = {}
-  end
-end
 for _, channel in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local bang = string.find(channel, '!', 1, true)
   local queue = bang and string.sub(channel, 1, bang) or channel
@@ -43,26 +34,22 @@ for _, channel in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if not list then
     local key = prefix .. queue
     local length, dropped = trim_expired(prefix, key, now, capacity)
-    list = {key = key, length = length, dropped = dropped, forced = false, delivered = 0, full = 0, pending = {}}
+    list = {key = key, length = length, dropped = dropped, forced = false, full = 0, entries = {}}
     lists[queue] = list
     order[#order + 1] = queue
   end
   if list.length >= capacity and not list.forced then
     -- Full: make sure no expired entry is holding the room.
     local length, dropped = trim_expired(prefix, list.key, now, 0)
-    list.length, list.forced = length + #list.pending, true  -- the list holds none of the pending ones yet
+    -- This call's entries are not pushed yet: count them on top.
+    list.length, list.forced = length + #list.entries, true
     list.dropped = list.dropped or dropped
   end
   -- A dropped entry may have been this member's: then it has left the group.
   if not list.dropped or redis.call('ZSCORE', KEYS[1], channel) then
     if list.length < capacity then
-      local pending = list.pending
-      pending[#pending + 1] = head .. channel .. tail
-      if #pending == 1000 then
-        flush(list)
-      end
+      list.entries[#list.entries + 1] = head .. channel .. tail
       list.length = list.length + 1
-      list.delivered = list.delivered + 1
     else
       list.full = list.full + 1
     end
@@ -72,18 +59,19 @@ end
 local delivered, full = 0, 0
 for _, queue in ipairs(order) do
   local list, stats = lists[queue], prefix .. 'stats:' .. queue
-  flush(list)
-  if list.delivered > 0 then
-    redis.call('PEXPIRE', prefix .. queue, ttl)
-    redis.call('HINCRBY', stats, 'messages_count', list.delivered)
+  local sent = #list.entries
+  if sent > 0 then
+    push_entries(list.key, list.entries)
+    redis.call('PEXPIRE', list.key, ttl)
+    redis.call('HINCRBY', stats, 'messages_count', sent)
   end
   if list.full > 0 then
     redis.call('HINCRBY', stats, 'channel_full_count', list.full)
   end
-  if list.delivered > 0 or list.full > 0 then
+  if sent > 0 or list.full > 0 then
     redis.call('PEXPIRE', stats, ttl)
   end
-  delivered, full = delivered + list.delivered, full + list.full
+  delivered, full = delivered + sent, full + list.full
 end
 if delivered > 0 then
   redis.call('HINCRBY', KEYS[3], 'messages_count', delivered)
