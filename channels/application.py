@@ -35,8 +35,7 @@ from .turns import (
     Turn,
     contain,
     event_from_message,
-    keepable,
-    pack_state,
+    pack_kept_state,
     run_deferred_handler,
     run_turn,
     scope_from_connect,
@@ -262,11 +261,8 @@ class ApplicationConsumer:
 
     @staticmethod
     def _state(scope_base: Scope, turn: Turn) -> bytes:
-        try:
-            return pack_state(scope_base, turn.attrs)
-        except (TypeError, ValueError, OverflowError):  # something not msgpack's: keep the rest, say what was dropped
-            owner = type(turn.consumer).__qualname__ if turn.consumer is not None else "consumer"
-            return pack_state(scope_base, keepable(owner, turn.attrs))
+        owner = type(turn.consumer).__qualname__ if turn.consumer is not None else "consumer"
+        return pack_kept_state(owner, scope_base, turn.attrs)
 
     @staticmethod
     def _answer(layer: ReplySink, reply_channel: str, turn: Turn, number: int, state: bytes | None) -> None:

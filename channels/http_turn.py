@@ -36,7 +36,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from .exceptions import RequestAborted, RequestTimeout
-from .turns import Message, Scope, Turn, TurnCancelled, connection_scope, keepable, pack_state
+from .turns import Message, Scope, Turn, TurnCancelled, connection_scope, pack_kept_state
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -284,7 +284,7 @@ class HttpTurn(Turn):
             logger.error("%s stopped before completing its response; %s", owner, self.fail())
         state = None
         if not self.ended:
-            state = pack_state(scope_base, keepable(owner, self.attrs), self.response_state())
+            state = pack_kept_state(owner, scope_base, self.attrs, self.response_state())
         self.answer(number, state)
         return state
 

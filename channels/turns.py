@@ -238,17 +238,24 @@ def unpack_full_state(blob: Any) -> tuple[Scope | None, dict[str, Any], Any]:
 _warned_unkeepable: set[tuple[str, str]] = set()
 
 
+def pack_kept_state(owner: str, scope_base: Scope, attrs: dict[str, Any], response: Any = None) -> bytes:
+    """Return :func:`pack_state` of the attributes msgpack can carry; ``owner`` names the consumer in warnings.
+
+    The state is packed once; only when that fails are the attributes
+    sorted out (:func:`keepable`) and the rest packed.
+    """
+    try:
+        return pack_state(scope_base, attrs, response)
+    except (TypeError, ValueError, OverflowError):
+        return pack_state(scope_base, keepable(owner, attrs), response)
+
+
 def keepable(owner: str, attrs: dict[str, Any]) -> dict[str, Any]:
     """Return the attributes of ``attrs`` msgpack can carry to the next turn.
 
     The others are dropped (the next turn's instance will not have them);
     each ``(class, attribute)`` is logged once per process with a warning.
     """
-    try:
-        msgpack.packb(attrs, use_bin_type=True)
-        return attrs
-    except (TypeError, ValueError, OverflowError):
-        pass
     kept: dict[str, Any] = {}
     for name, value in attrs.items():
         try:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..turns import Turn, event_from_message, keepable, pack_state, run_turn, scope_from_connect, unpack_state
+from ..turns import Turn, event_from_message, pack_kept_state, pack_state, run_turn, scope_from_connect, unpack_state
 from .base import Communicator
 
 __all__ = ["WebsocketCommunicator"]
@@ -62,7 +62,7 @@ class WebsocketCommunicator(Communicator):
             await run_turn(self.application, dict(scope_base or self.scope_base), turn)
             if not turn.failed:
                 owner = type(turn.consumer).__qualname__ if turn.consumer is not None else "consumer"
-                self._state = pack_state(self.scope_base, keepable(owner, turn.attrs))
+                self._state = pack_kept_state(owner, self.scope_base, turn.attrs)
             if turn.error is not None and self._error is None:
                 self._error = turn.error
             for reply in turn.replies:
