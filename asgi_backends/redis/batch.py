@@ -299,17 +299,11 @@ class BatchOperations:
         of one process in a group send) get one message object, decoded (and
         decrypted) once: only for a caller that never changes a message.
         """
-        if not share:
-            for entry in entries:
-                channel, message = self._decode(entry)
-                if channel is not None:
-                    received.append((channel, message))
-            return
         last_data: bytes | None = None
         last_message: Message | None = None
         for entry in entries:
             _, name, data = entry.split(b":", 2)
-            if data == last_data:
+            if share and data == last_data:
                 if last_message is not None:
                     received.append((name.decode("ascii"), last_message))
                 continue
