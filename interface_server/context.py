@@ -27,7 +27,7 @@ from .repeats import RepeatedWarnings
 from .reactor_sender import ReactorSender
 from .replies import ReplyReceiver, make_prefix
 from .sending import Flow, OnError, Sender, layer_outage
-from .ws_framing import TextFrames
+from .ws_framing import SharedFrames
 from .ws_protocol import WebSocketProtocol, build_ws_factory
 
 if TYPE_CHECKING:
@@ -109,8 +109,8 @@ class ServerContext:
         self.websocket_lifetime = config.websocket_lifetime(layer)
         # Invalid close codes already warned about (repr of the value), so a buggy app cannot flood the log.
         self.warned_close_codes: set[str] = set()
-        # A broadcast's members share one decoded message: its text is framed once for all of them.
-        self.text_frames = TextFrames()
+        # A broadcast's members share one decoded message: its payload is framed once for all of them.
+        self.frames = SharedFrames()
         self.server_name = config.server_name.encode("latin-1")
         self.shutting_down = False
         # Spreads connections over the sender threads (id() values share their low bits).

@@ -38,36 +38,41 @@ from .ws_limits import CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, CLOSE_PROT
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FramingProtocol", "TextFrames"]
+__all__ = ["FramingProtocol", "SharedFrames"]
 
 LARGE_PAYLOAD = 65536
 """Payloads from this size on are written after their header, not copied behind it."""
 
 
-class TextFrames:
-    """The last text frame built, found again by the identity of its ``str``.
+class SharedFrames:
+    """The last data frame built, found again by the identity of its payload object.
 
     The members of a group send that one server holds all get the same
-    message object (its payload decoded once), so the same ``str``: the
-    frame is encoded and framed once for all of them. Any other text is a
-    new object and is framed anew. One per server (reactor thread only).
+    message object (its payload decoded once), so the same ``str`` or
+    ``bytes``: the frame is encoded and framed once for all of them. Any
+    other payload is a new object and is framed anew. One per server
+    (reactor thread only).
     """
 
-    __slots__ = ("_text", "_frame")
+    __slots__ = ("_data", "_frame")
 
     def __init__(self) -> None:
-        self._text: str | None = None
+        self._data: str | bytes | None = None
         self._frame = b""
 
-    def frame(self, text: str) -> bytes | None:
-        """Return the whole frame (header and UTF-8 payload) for ``text``, or None for a large one."""
-        if text is self._text:
+    def frame(self, opcode: int, data: str | bytes) -> bytes | None:
+        """Return the whole frame (header and payload, UTF-8 for a ``str``), or None for a large payload.
+
+        ``opcode`` must be the one a ``str`` or ``bytes`` payload goes with
+        (text 0x1, binary 0x2): it is not part of what is remembered.
+        """
+        if data is self._data:
             return self._frame
-        payload = text.encode("utf-8")
+        payload = data.encode("utf-8") if isinstance(data, str) else data
         if len(payload) >= LARGE_PAYLOAD:
             return None
-        frame = frame_header(0x1, len(payload)) + payload
-        self._text, self._frame = text, frame
+        frame = frame_header(opcode, len(payload)) + payload
+        self._data, self._frame = data, frame
         return frame
 
 # The attributes Autobahn's server protocol sets on every connection (its

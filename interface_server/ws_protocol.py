@@ -302,12 +302,7 @@ class WebSocketProtocol(FramingProtocol):
         text = message.get("text")
         if text is not None:
             if isinstance(text, str):
-                if self.state == self.STATE_OPEN and self.ws_state is WSState.OPEN:
-                    frame = self.ctx.text_frames.frame(text)
-                    if frame is None:
-                        self.send_data_frame(0x1, text.encode("utf-8"))
-                    else:
-                        self.sendData(frame)
+                self._send_frame(0x1, text)
             else:
                 logger.error("websocket reply 'text' must be str, not %s (client %s, path %s)",
                              type(text).__name__, self.client, self.path)
@@ -326,14 +321,20 @@ class WebSocketProtocol(FramingProtocol):
                 code = CLOSE_NORMAL
             self.close_with(code)
 
-    def _send_frame(self, opcode: int, payload: bytes) -> None:
-        """Send one unfragmented data frame, unless the connection is past open.
+    def _send_frame(self, opcode: int, data: str | bytes) -> None:
+        """Send one unfragmented data frame (a ``str`` as UTF-8), unless the connection is past open.
 
-        Written by ``send_data_frame`` rather than ``sendMessage``, which
-        would hold the application to the *client's* message limit.
+        Built once for every socket given the same payload object
+        (:class:`~.ws_framing.SharedFrames`); written by ``sendData`` or
+        ``send_data_frame`` rather than ``sendMessage``, which would hold
+        the application to the *client's* message limit.
         """
         if self.state == self.STATE_OPEN and self.ws_state is WSState.OPEN:
-            self.send_data_frame(opcode, payload)
+            frame = self.ctx.frames.frame(opcode, data)
+            if frame is not None:
+                self.sendData(frame)
+            else:
+                self.send_data_frame(opcode, data.encode("utf-8") if isinstance(data, str) else data)
 
     def _bad_close_code(self, close: object) -> None:
         """Log, once per distinct value and server, that ``close`` cannot go in a close frame."""
