@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence
 
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
@@ -36,15 +36,40 @@ logger = logging.getLogger(__name__)
 __all__ = ["InboundFlow", "OutboundBuffer"]
 
 
+class Consumer(Protocol):
+    """What :class:`OutboundBuffer` needs of a transport (Twisted's TCP and TLS ones, StringTransport)."""
+
+    disconnecting: bool
+
+    def write(self, data: bytes) -> None: ...
+
+    def writeSequence(self, data: Sequence[bytes]) -> None: ...
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
+    def loseConnection(self) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+
 @implementer(IPushProducer)
 class OutboundBuffer:
-    """Counts the bytes a connection writes while its transport's send buffer is full.
+    """A connection's writes, and what it writes while its transport's send buffer is full.
 
-    Register it on the transport as a streaming producer
-    (``transport.registerProducer(buffer, True)``) and call :meth:`add`
-    before every write. The transport holds up to its own buffer size
-    (64 KiB for TCP) plus the write that filled it before it pauses the
-    producer; what is written after that is what :attr:`pending` counts.
+    :meth:`attach` registers it on the transport as a streaming producer;
+    every write goes through :meth:`write` or :meth:`write_sequence`, after
+    :meth:`add` has said whether it fits. The transport holds up to its own
+    buffer size (64 KiB for TCP) plus the write that filled it before it
+    pauses the producer; what is written after that is what :attr:`pending`
+    counts.
+
+    **Closing.** Twisted does not finish a ``loseConnection`` while a paused
+    producer is registered: when the client has read everything it resumes
+    the producer instead, and the connection would stay open for ever. So
+    when the transport resumes this buffer while the connection is closing,
+    the buffer unregisters itself and the close completes.
 
     Args:
         limit: most bytes that may be written while paused; one more and
@@ -58,7 +83,7 @@ class OutboundBuffer:
             ``stall_timeout``.
     """
 
-    __slots__ = ("limit", "paused", "pending", "clock", "stall_timeout", "on_stall", "_stall")
+    __slots__ = ("limit", "paused", "pending", "clock", "stall_timeout", "on_stall", "_stall", "transport")
 
     def __init__(self, limit: int, clock: Any = None, stall_timeout: float | None = None,
                  on_stall: Callable[[], object] | None = None) -> None:
@@ -73,6 +98,17 @@ class OutboundBuffer:
         self.stall_timeout = stall_timeout
         self.on_stall = on_stall
         self._stall: Any = None
+        self.transport: Consumer | None = None
+
+    def attach(self, transport: Consumer) -> None:
+        """Register on ``transport`` as its producer."""
+        self.transport = transport
+        transport.registerProducer(self, True)
+
+    def detach(self) -> None:
+        """Stop being the transport's producer (the connection goes on under another protocol)."""
+        self._cancel_stall()
+        self.transport.unregisterProducer()
 
     def add(self, size: int) -> bool:
         """Account for ``size`` bytes about to be written.
@@ -85,6 +121,22 @@ class OutboundBuffer:
             return False
         self.pending += size
         return self.pending > self.limit
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` (the transport's ``write``)."""
+        self.transport.write(data)
+
+    def write_sequence(self, parts: Sequence[bytes]) -> None:
+        """Write ``parts`` in order (the transport's ``writeSequence``)."""
+        self.transport.writeSequence(parts)
+
+    def close(self) -> None:
+        """Close the connection once what is written has been sent (the transport's ``loseConnection``)."""
+        self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """Close the connection at once, discarding what is unsent (the transport's ``abortConnection``)."""
+        self.transport.abortConnection()
 
     # -- IPushProducer, called by the transport ------------------------------
 
@@ -101,6 +153,9 @@ class OutboundBuffer:
         self.paused = False
         self.pending = 0
         self._cancel_stall()
+        transport = self.transport
+        if transport is not None and transport.disconnecting:
+            transport.unregisterProducer()  # else Twisted would wait for this producer and never close
 
     def stopProducing(self) -> None:
         """The connection is gone; nothing more will be written."""

@@ -102,7 +102,7 @@ class HTTPProtocol(protocol.Protocol):
         if interfaces.ISSLTransport.providedBy(self.transport):
             self.scheme = "https"
         # The transport pauses the buffer's counting when its send buffer fills (a client not reading).
-        self.transport.registerProducer(self.outbound, True)
+        self.outbound.attach(self.transport)
         self.writer = ResponseWriter(self.transport, self.outbound, ctx.server_name)
         self.gate = ReadGate(self.transport)
         self.accepted_at = self.clock.seconds()
@@ -224,7 +224,7 @@ class HTTPProtocol(protocol.Protocol):
         self.state = HTTPState.BODY
         self.body_progress = self.clock.seconds()
         if head.expect_continue and not current.complete:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.outbound.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return True
 
     def _body_data(self, data: bytes) -> None:
@@ -389,7 +389,7 @@ class HTTPProtocol(protocol.Protocol):
             logger.error("Bad response for %s %s from %s: %s", self.request.method, self.request.path, self.client, exc)
             if not writer.status:
                 writer.status = 500
-                self.transport.write(error_response(500, "The application sent an invalid response"))
+                self.outbound.write(error_response(500, "The application sent an invalid response"))
                 self._log_access(500, 0)
                 self._close()
             else:
@@ -454,7 +454,7 @@ class HTTPProtocol(protocol.Protocol):
             return
         if not self.writer.status:
             self.writer.status = status
-            self.transport.write(error_response(status, reason, head is not None and head.method == "HEAD"))
+            self.outbound.write(error_response(status, reason, head is not None and head.method == "HEAD"))
             self._log_access(status, 0)
         if self.reply_channel:
             self._tell_application_gone(state)
@@ -470,7 +470,7 @@ class HTTPProtocol(protocol.Protocol):
 
     def _close(self) -> None:
         self._closed()
-        self.transport.loseConnection()
+        self.outbound.close()
 
     def _abort(self) -> None:
         """Close at once, discarding what is unsent: the client sees the response cut short."""
@@ -482,7 +482,7 @@ class HTTPProtocol(protocol.Protocol):
                 self.ctx.receiver.forget(self.reply_channel)
                 self.reply_channel = None
         self._closed()
-        self.transport.abortConnection()
+        self.outbound.abort()
 
     def _stalled(self) -> None:
         """The client has read nothing of what waits for it for ``send_timeout``: abort the connection."""
@@ -526,7 +526,7 @@ class HTTPProtocol(protocol.Protocol):
         self.state = HTTPState.UPGRADED
         data = head.encode() + (self.reader.upgrade or b"")
         transport = self.transport
-        transport.unregisterProducer()
+        self.outbound.detach()
         if self.gate.reasons:
             self.gate.reasons = 0
             transport.resumeProducing()

@@ -116,6 +116,6 @@ class ResponseWriter:
         if outbound.paused and outbound.add(sum(map(len, parts))):
             raise ClientNotReading(f"more than {outbound.limit} bytes unread")
         if len(parts) == 1:
-            self.transport.write(parts[0])
+            outbound.write(parts[0])
         else:
-            self.transport.writeSequence(parts)
+            outbound.write_sequence(parts)

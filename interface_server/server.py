@@ -221,7 +221,7 @@ class Server:
                 logger.warning("Closing %d connection(s) still busy after %.0fs",
                                len(ctx.http_connections) + len(ctx.ws_connections), self.config.shutdown_timeout)
                 for conn in list(ctx.http_connections) + list(ctx.ws_connections):
-                    conn.transport.abortConnection()
+                    conn.outbound.abort()
                 self._finish()
 
         poll = task.LoopingCall(wait)

@@ -138,7 +138,7 @@ class FramingProtocol(WebSocketServerProtocol):
     def connectionMade(self) -> None:
         super().connectionMade()
         # The transport pauses and resumes this producer as its send buffer fills and drains.
-        self.transport.registerProducer(self.outbound, True)
+        self.outbound.attach(self.transport)
 
     def set_payload_limits(self, message: int, frame: int) -> None:
         """Refuse (1009) client messages over ``message`` bytes and frames over ``frame`` bytes."""
@@ -180,7 +180,7 @@ class FramingProtocol(WebSocketServerProtocol):
         if sync or chopsize or self.send_queue or self.logOctets:
             super().sendData(data, sync, chopsize)
             return
-        self.transport.write(data)
+        outbound.write(data)
         if self.state == self.STATE_OPEN:
             self.trafficStats.outgoingOctetsWireLevel += len(data)
         elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
@@ -201,7 +201,7 @@ class FramingProtocol(WebSocketServerProtocol):
         self.discarding = True
         self.data = b""
         self.on_fail(1006)
-        self.transport.abortConnection()
+        self.outbound.abort()
 
     # -- failing (Autobahn's hooks) --------------------------------------------------
 
@@ -239,4 +239,4 @@ class FramingProtocol(WebSocketServerProtocol):
             reason_bytes = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
             self.sendCloseFrame(code=code, reasonUtf8=reason_bytes, isReply=False)
         self.on_fail(code)
-        self.transport.loseConnection()
+        self.outbound.close()

@@ -522,7 +522,7 @@ class WebSocketProtocol(FramingProtocol):
                 self.close_code = 1006
                 self._begin_closing()
                 self.aborted = True
-                self.transport.abortConnection()
+                self.outbound.abort()
             return  # one ping at a time
         if config.ping_interval and now - self.last_activity >= config.ping_interval:
             self.ping_sent_at = now
@@ -537,7 +537,7 @@ class WebSocketProtocol(FramingProtocol):
             logger.info("WebSocket %s from %s still closing after %gs; aborting it", self.path, self.client,
                         self.ctx.config.websocket_close_timeout)
             self.aborted = True
-            self.transport.abortConnection()
+            self.outbound.abort()
 
     def begin_shutdown(self) -> None:
         """Close with 1001 (going away); refuse a handshake in progress."""
