@@ -533,6 +533,7 @@ class HTTPProtocol(protocol.Protocol):
         ws = self.ctx.build_websocket(head, self.client, self.server, self.scheme)
         transport.protocol = ws
         ws.makeConnection(transport)
+        ws.outbound.inherit(self.outbound)  # what the transport still holds of this protocol goes first
         ws.dataReceived(data)
 
 
