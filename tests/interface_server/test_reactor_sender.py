@@ -167,3 +167,55 @@ def test_close_waits_for_what_is_on_its_way_then_gives_up_at_the_timeout():
     assert not late.called
     clock.advance(0.2)
     assert late.called
+
+
+def answer_with_room(client, room):
+    """Answer the oldest batch as the layer would: each channel takes up to ``room[channel]``, then refuses the rest."""
+    items, deferred = client.batches.pop(0)
+    results, taken = [], []
+    for channel, message in items:
+        if room.get(channel, 0) > 0:
+            room[channel] -= 1
+            results.append(None)
+            taken.append(message["n"])
+        else:
+            room[channel] = 0  # refused once: every later message to it in the batch is refused too
+            results.append(ChannelFull(f"{channel} is full"))
+    deferred.callback(results)
+    return items, taken
+
+
+def test_a_retry_sends_a_full_channel_twice_what_it_took_and_the_rest_waits_in_order():
+    sender, client, clock = make(full_retry=5.0)
+    failures = []
+    for key in range(180):  # a mass disconnect (one batch): far more than the channel takes
+        sender.send(key, "websocket.disconnect", {"n": key}, failures.append, retry_full=True)
+    clock.advance(0)
+    delivered, sizes = [], []
+    for room in (40, 10, None, None, None):
+        while not client.batches:
+            clock.advance(0.01)
+        items, taken = answer_with_room(client, {"websocket.disconnect": 10_000 if room is None else room})
+        sizes.append(len(items))
+        delivered += taken
+    # Each retry sends twice what the channel took the try before, not all that waits.
+    assert sizes == [180, 80, 20, 40, 70]  # the last: all 70 left, under a window of 80
+    assert delivered == list(range(180)) and failures == []
+    assert sender.in_flight == 0 and not client.batches and not clock.getDelayedCalls()
+
+
+def test_messages_that_waited_behind_the_window_get_the_refusal_at_the_deadline():
+    sender, client, clock = make(full_retry=0.2)
+    failures = []
+    for key in range(100):
+        sender.send(key, "websocket.disconnect", {"n": key}, failures.append, retry_full=True)
+    clock.advance(0)
+    sent = []
+    while client.batches or clock.getDelayedCalls():
+        if client.batches:
+            sent.append(len(answer_with_room(client, {})[0]))
+        else:
+            clock.advance(0.01)
+    assert sent[0] == 100 and max(sent[1:]) == 16  # a channel taking nothing gets 16 tries a retry
+    assert len(failures) == 100 and all(isinstance(f, ChannelFull) for f in failures)
+    assert sender.in_flight == 0
