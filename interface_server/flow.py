@@ -153,6 +153,14 @@ class OutboundBuffer:
         if before.paused:
             self.pauseProducing()
 
+    def hold(self) -> None:
+        """Bytes go to the transport past this buffer (Autobahn's own queued writes): from now on write through it.
+
+        Writes keep going through the transport until it reports that it
+        has drained (which it does once it has paused this producer).
+        """
+        self.held = True
+
     def add(self, size: int) -> bool:
         """Account for ``size`` bytes about to be written.
 

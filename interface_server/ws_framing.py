@@ -178,6 +178,9 @@ class FramingProtocol(WebSocketServerProtocol):
         # cost); the common case -- nothing queued, no chopping, no octet
         # logging -- is a plain transport write plus its traffic counters.
         if sync or chopsize or self.send_queue or self.logOctets:
+            # Autobahn queues these and writes them to the transport itself, later: what is
+            # written after them must not overtake them by going straight to the socket.
+            outbound.hold()
             super().sendData(data, sync, chopsize)
             return
         outbound.write(data)

@@ -188,6 +188,26 @@ def test_a_new_protocol_after_one_that_held_nothing_writes_straight_away(pair):
     assert transport.buffered == [] and read_available(client, 11) == b"response101"
 
 
+def test_after_a_write_the_transport_was_given_elsewhere_everything_goes_through_it(pair):
+    server, client = pair
+    outbound, transport = attached(server)
+    transport.write(b"queued by Autobahn")  # its own chopped or synchronous writes reach the transport directly
+    outbound.hold()
+    outbound.write(b" then ours")
+    assert transport.buffered == [b"queued by Autobahn", b" then ours"] and read_available(client) == b""
+
+
+def test_autobahns_own_write_path_holds_the_buffer():
+    from .test_ws_timeouts import Harness
+
+    conn = Harness().connect()
+    conn.accept()
+    framing = conn.protocol
+    assert not framing.outbound.held
+    framing.sendData(b"\x81\x01a", sync=True)  # Autobahn queues it and writes it itself, later
+    assert framing.outbound.held
+
+
 def test_only_a_plain_socket_is_written_to_directly(pair):
     server, _ = pair
     assert plain_socket(SocketTransport(server)) is server
