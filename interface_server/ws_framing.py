@@ -21,9 +21,9 @@ builds the ASGI side on it):
   transport's send buffer is full (:class:`~interface_server.flow.OutboundBuffer`,
   registered on the transport as its producer); past the limit the
   connection fails with 1008.
-* **Writing frames**: application messages are written as single frames by
-  :meth:`FramingProtocol.send_data_frame`, not ``sendMessage`` (which would
-  hold the application to the client's message limit).
+* **Writing frames**: application messages are written as single frames
+  (:func:`frame_parts`, through :class:`SharedFrames`), not ``sendMessage``
+  (which would hold the application to the client's message limit).
 """
 
 from __future__ import annotations
@@ -38,10 +38,23 @@ from .ws_limits import CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, CLOSE_PROT
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FramingProtocol", "SharedFrames"]
+__all__ = ["FramingProtocol", "SharedFrames", "frame_parts"]
 
 LARGE_PAYLOAD = 65536
 """Payloads from this size on are written after their header, not copied behind it."""
+
+
+def frame_parts(opcode: int, payload: bytes) -> tuple[bytes, ...]:
+    """Return the writes of one final, unfragmented data frame (no extension is ever negotiated).
+
+    One write (header and payload together), or for a payload of
+    :data:`LARGE_PAYLOAD` bytes or more the header and then the payload,
+    which is not copied just to prepend a few bytes.
+    """
+    header = frame_header(opcode, len(payload))
+    if len(payload) < LARGE_PAYLOAD:
+        return (header + payload,)
+    return header, payload
 
 
 class SharedFrames:
@@ -54,26 +67,23 @@ class SharedFrames:
     (reactor thread only).
     """
 
-    __slots__ = ("_data", "_frame")
+    __slots__ = ("_data", "_parts")
 
     def __init__(self) -> None:
         self._data: str | bytes | None = None
-        self._frame = b""
+        self._parts: tuple[bytes, ...] = ()
 
-    def frame(self, opcode: int, data: str | bytes) -> bytes | None:
-        """Return the whole frame (header and payload, UTF-8 for a ``str``), or None for a large payload.
+    def parts(self, opcode: int, data: str | bytes) -> tuple[bytes, ...]:
+        """Return the frame's writes (:func:`frame_parts`; a ``str`` as UTF-8).
 
         ``opcode`` must be the one a ``str`` or ``bytes`` payload goes with
         (text 0x1, binary 0x2): it is not part of what is remembered.
         """
         if data is self._data:
-            return self._frame
-        payload = data.encode("utf-8") if isinstance(data, str) else data
-        if len(payload) >= LARGE_PAYLOAD:
-            return None
-        frame = frame_header(opcode, len(payload)) + payload
-        self._data, self._frame = data, frame
-        return frame
+            return self._parts
+        parts = frame_parts(opcode, data.encode("utf-8") if isinstance(data, str) else data)
+        self._data, self._parts = data, parts
+        return parts
 
 # The attributes Autobahn's server protocol sets on every connection (its
 # options, copied from the factory, and its state), as of Autobahn 24-25.
@@ -153,18 +163,6 @@ class FramingProtocol(WebSocketServerProtocol):
         """The connection has failed with ``code`` (its close frame, if any, is written); for subclasses."""
 
     # -- writing -------------------------------------------------------------------
-
-    def send_data_frame(self, opcode: int, payload: bytes) -> None:
-        """Write one final, unfragmented data frame (no extension is ever negotiated).
-
-        The caller checks the connection is open.
-        """
-        header = frame_header(opcode, len(payload))
-        if len(payload) < LARGE_PAYLOAD:
-            self.sendData(header + payload)
-        else:  # no copy of a large payload just to prepend a few bytes
-            self.sendData(header)
-            self.sendData(payload)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         # Every write passes here: what the client does not read is counted

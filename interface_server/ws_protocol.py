@@ -325,16 +325,13 @@ class WebSocketProtocol(FramingProtocol):
         """Send one unfragmented data frame (a ``str`` as UTF-8), unless the connection is past open.
 
         Built once for every socket given the same payload object
-        (:class:`~.ws_framing.SharedFrames`); written by ``sendData`` or
-        ``send_data_frame`` rather than ``sendMessage``, which would hold
-        the application to the *client's* message limit.
+        (:class:`~.ws_framing.SharedFrames`) and written by ``sendData``,
+        rather than ``sendMessage``, which would hold the application to the
+        *client's* message limit.
         """
         if self.state == self.STATE_OPEN and self.ws_state is WSState.OPEN:
-            frame = self.ctx.frames.frame(opcode, data)
-            if frame is not None:
-                self.sendData(frame)
-            else:
-                self.send_data_frame(opcode, data.encode("utf-8") if isinstance(data, str) else data)
+            for part in self.ctx.frames.parts(opcode, data):
+                self.sendData(part)
 
     def _bad_close_code(self, close: object) -> None:
         """Log, once per distinct value and server, that ``close`` cannot go in a close frame."""

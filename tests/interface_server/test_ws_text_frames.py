@@ -12,18 +12,21 @@ OP_BINARY = 0x2
 def test_the_same_text_object_gets_the_same_frame_and_another_text_its_own():
     frames = SharedFrames()
     text = "héllo " * 3
-    first = frames.frame(0x1, text)
-    assert first == frame_header(0x1, len(text.encode())) + text.encode()
-    assert frames.frame(0x1, text) is first  # built once
+    first = frames.parts(0x1, text)
+    assert first == (frame_header(0x1, len(text.encode())) + text.encode(),)
+    assert frames.parts(0x1, text) is first  # built once
     other = "".join(["héllo "] * 3)  # equal, but another object: framed anew, the same bytes
-    assert other is not text and frames.frame(0x1, other) == first and frames.frame(0x1, other) is not first
-    assert frames.frame(0x1, "bye") == frame_header(0x1, 3) + b"bye"
+    assert other is not text and frames.parts(0x1, other) == first and frames.parts(0x1, other) is not first
+    assert frames.parts(0x1, "bye") == (frame_header(0x1, 3) + b"bye",)
 
 
-def test_a_large_text_is_left_to_the_header_then_payload_writes():
+def test_a_large_text_is_written_as_its_header_then_its_payload_and_shared_too():
     frames = SharedFrames()
-    assert frames.frame(0x1, "x" * (LARGE_PAYLOAD - 2)) is not None  # a 4-byte header: still one write
-    assert frames.frame(0x1, "x" * LARGE_PAYLOAD) is None
+    assert len(frames.parts(0x1, "x" * (LARGE_PAYLOAD - 2))) == 1  # a 4-byte header: still one write
+    large = "x" * LARGE_PAYLOAD
+    parts = frames.parts(0x1, large)
+    assert parts == (frame_header(0x1, LARGE_PAYLOAD), b"x" * LARGE_PAYLOAD)
+    assert frames.parts(0x1, large) is parts  # encoded once for every member, however large
 
 
 def test_sockets_given_one_message_object_each_get_the_whole_frame():
@@ -39,6 +42,10 @@ def test_sockets_given_one_message_object_each_get_the_whole_frame():
     assert sockets[0].frames() == [(OP_TEXT, b"to everyone"), (OP_TEXT, b"x" * 70000)]
     assert sockets[1].frames() == [(OP_TEXT, b"to everyone"), (OP_TEXT, b"to one")]
     assert sockets[2].frames() == [(OP_TEXT, b"to everyone")]
+    large = {"text": "y" * 70000}  # a large shared payload: header and payload written apart, to each
+    for conn in sockets[1:]:
+        conn.reply(large)
+    assert sockets[1].frames()[-1] == sockets[2].frames()[-1] == (OP_TEXT, b"y" * 70000)
 
 
 def test_sockets_given_one_binary_payload_each_get_the_whole_frame():
@@ -54,4 +61,4 @@ def test_sockets_given_one_binary_payload_each_get_the_whole_frame():
     assert sockets[1].frames() == [(OP_BINARY, b"\x00\x01 to everyone")]
     frames = SharedFrames()
     data = b"abc"
-    assert frames.frame(0x2, data) is frames.frame(0x2, data)
+    assert frames.parts(0x2, data) is frames.parts(0x2, data)
