@@ -193,6 +193,14 @@ class FramingProtocol(WebSocketServerProtocol):
                        "with %d", self.describe(), self.outbound.limit, CLOSE_POLICY_VIOLATION)
         self.fail(CLOSE_POLICY_VIOLATION, "client too slow", log=False)
 
+    def _closeConnection(self, abort: bool = False) -> None:
+        # Autobahn's own closes (once a closing handshake is done, or timed out) come here: through
+        # the outbound buffer, as this class's own do, so writing straight to the socket stops too.
+        if abort:
+            self.outbound.abort()
+        else:
+            self.outbound.close()
+
     def _stalled(self) -> None:
         """The client has read nothing for ``send_timeout``: drop it (a close frame would not be read)."""
         if self.state == self.STATE_CLOSED:

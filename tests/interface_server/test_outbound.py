@@ -340,3 +340,20 @@ def test_a_websocket_closed_behind_a_backlog_gets_every_frame_and_then_the_end(s
     assert [op for op, _ in received] == [abnf.OPCODE_BINARY] * 4 + [abnf.OPCODE_CLOSE]
     assert [payload for _, payload in received[:4]] == payloads
     assert received[4][1][:2] == (4000).to_bytes(2, "big")
+
+
+@pytest.mark.parametrize("who", ["client", "server"])
+def test_autobahns_own_closes_stop_straight_writes_too(pair, who):
+    import struct
+
+    from .test_ws_timeouts import OP_CLOSE, Harness
+
+    conn = Harness().connect()
+    conn.accept()
+    outbound = conn.protocol.outbound
+    outbound.socket = pair[0]  # as on a plain socket (the harness's transport has none)
+    if who == "server":
+        conn.reply({"close": 4000})  # the application closes: the client answers, Autobahn drops the TCP
+        assert outbound.socket is pair[0]  # still open until the client answers
+    conn.send(OP_CLOSE, struct.pack("!H", 1000))
+    assert outbound.socket is None and conn.transport.disconnecting
