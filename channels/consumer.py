@@ -34,7 +34,6 @@ from .turns import FRAMEWORK_ATTRIBUTES, TURN_KEY, NoHandlerError, Turn
 __all__ = ["AsyncConsumer", "SyncConsumer", "get_handler_name"]
 
 
-
 def get_handler_name(message: dict[str, Any]) -> str:
     """Return the method name for ``message``'s ``type`` (dots become underscores).
 

@@ -54,8 +54,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EVENT_CHANNEL", "FRAMEWORK_ATTRIBUTES", "TURN_KEY", "NoHandlerError", "RouteNotFound", "Turn", "TurnCancelled", "contain",
-           "run_turn"]
+__all__ = ["EVENT_CHANNEL", "FRAMEWORK_ATTRIBUTES", "TURN_KEY", "NoHandlerError", "RouteNotFound", "Turn",
+           "TurnCancelled", "contain", "run_turn"]
 
 TURN_KEY = "channels.turn"
 """The scope key under which a consumer finds its :class:`Turn` (middleware copies it along with the scope)."""

@@ -149,7 +149,7 @@ class OutboundBuffer:
         An HTTP connection upgraded to a WebSocket: what the transport still
         holds of the HTTP side must be sent before anything written here.
         """
-        self.held = self.held or before.held
+        self.held = before.held
         if before.paused:
             self.pauseProducing()
 
