@@ -780,6 +780,53 @@ class ConformanceTests:
         assert sorted(got[0] + got[1]) == list(range(count))
         assert got[0] == sorted(got[0]) and got[1] == sorted(got[1])
 
+    # -- send_batch_and_receive ------------------------------------------------
+
+    def test_send_batch_and_receive_sends_first_then_takes_what_waits(self):
+        layer = self.layer(capacity=2, blocking_timeout=5)
+        layer.send("conf.sr.in", {"n": 1})
+        layer.send("conf.sr.in", {"n": 2})
+        start = time.monotonic()
+        results, received = layer.send_batch_and_receive(
+            [("conf.sr.out", {"n": 1}), ("conf.sr.out", {"n": 2}), ("conf.sr.out", {"n": 3}),
+             ("conf.sr.proc!a", {"n": 3})],
+            ["conf.sr.in", "conf.sr.proc!"], 2)
+        assert time.monotonic() - start < 2.5  # it never waited for the 5 s blocking timeout
+        assert results[:2] == [None, None] and results[3] is None
+        assert isinstance(results[2], layer.ChannelFull)
+        # Up to 2 of what waits, the send to a channel it receives from included (the sends went
+        # first), each channel's in order; the rest stays queued.
+        assert 1 <= len(received) <= 2
+        everything = received + drain(layer, ["conf.sr.in", "conf.sr.proc!"])
+        assert sorted(m["n"] for _, m in everything) == [1, 2, 3]
+        assert [m["n"] for c, m in everything if c == "conf.sr.in"] == [1, 2]
+        assert ("conf.sr.proc!a", {"n": 3}) in everything
+        assert drain(layer, ["conf.sr.out"]) == [("conf.sr.out", {"n": 1}), ("conf.sr.out", {"n": 2})]
+
+    def test_send_batch_and_receive_never_waits(self):
+        layer = self.layer(blocking_timeout=5)
+        start = time.monotonic()
+        assert layer.send_batch_and_receive([("conf.sr.away", {"n": 1})], ["conf.sr.empty"], 4) == ([None], [])
+        assert time.monotonic() - start < 2.5
+        assert layer.send_batch_and_receive([], ["conf.sr.away"], 1) == ([], [("conf.sr.away", {"n": 1})])
+
+    def test_send_batch_and_receive_rejects_bad_arguments_before_sending(self):
+        layer = self.layer()
+        with pytest.raises(ValueError):
+            layer.send_batch_and_receive([("conf.sr.bad", {"n": 1})], ["conf.sr.in"], 0)
+        with pytest.raises(TypeError):
+            layer.send_batch_and_receive([("conf.sr.bad", {"n": 1})], ["conf.sr.in!x"], 1)
+        with pytest.raises(TypeError):
+            layer.send_batch_and_receive([("conf.sr.bad", "not a dict")], ["conf.sr.in"], 1)
+        assert layer.receive(["conf.sr.bad"]) == (None, None)
+
+    def test_send_batch_and_receive_skips_expired(self):
+        layer = self.layer(expiry=EXPIRY)
+        layer.send("conf.sr.exp", {"n": 1})
+        time.sleep(EXPIRY + 0.3)
+        layer.send("conf.sr.exp", {"n": 2})
+        assert layer.send_batch_and_receive([], ["conf.sr.exp"], 5) == ([], [("conf.sr.exp", {"n": 2})])
+
     # -- event-loop receives -------------------------------------------------
 
     def test_receive_async(self):

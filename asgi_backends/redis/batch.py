@@ -136,13 +136,15 @@ class BatchOperations:
     ) -> list[tuple[str, Message]]:
         """Take up to ``max_messages`` messages in one round trip per shard.
 
-        Each shard's lists are emptied one entry from each in turn by one Lua
-        call, so a busy channel cannot fill the batch alone. With
-        ``block=True`` and nothing waiting, waits (up to ``blocking_timeout``)
-        for a message: on one shard with ``BLMPOP``, which also takes what
-        was pushed with it (a burst) up to ``max_messages``, in the same
-        round trip; across shards (or on Redis < 7.0) with ``BLPOP``,
-        followed by a non-blocking top-up.
+        Without blocking, each shard's lists are emptied one entry from each
+        in turn by one Lua call, so a busy channel cannot fill the batch
+        alone. With ``block=True`` on one shard, one ``BLMPOP`` (dated by
+        the server's ``TIME`` in the same round trip) takes up to
+        ``max_messages`` from the first list, in a random order, that has
+        any, or waits (up to ``blocking_timeout``) for the first push and
+        takes the burst it came in; on Redis < 7.0 it is a ``BLPOP`` of one.
+        Across shards, the Lua calls first, then with nothing waiting a
+        ``BLPOP`` on them all and a non-blocking top-up.
 
         Returns:
             ``(channel, message)`` pairs, oldest first per channel; empty if
@@ -161,25 +163,16 @@ class BatchOperations:
         targets = self._targets(self.valid_channel_names(channels, receive=True))
         if not targets:
             return []
-        if block and len(targets) == 1 and len(targets[0][1]) == 1:
-            # One list (an interface server's replies): the blocking pop takes a burst in order,
-            # with nothing to be fair to, in one round trip.
+        if block and len(targets) == 1:
+            # One shard: the dated blocking pop takes what waits (or the burst that comes) in one
+            # round trip, from the first of the shuffled lists that has any.
             received: list[tuple[str, Message]] = []
             self._decode_into(self._pop_fresh(*targets[0], max_messages), received)
             return received
         received = self._take_many(targets, max_messages)
         if received or not block:
             return received
-        if len(targets) == 1:
-            shard, keys = targets[0]
-            if max_messages > 1 and shard not in self._without_blmpop:
-                entries = self._blocking_pop_many(shard, keys, max_messages)
-                if entries is not None:
-                    self._decode_into(entries, received)
-                    return received
-            popped = shard.execute("BLPOP", *keys, self.blocking_timeout)
-        else:
-            popped = pop_many(targets, self.blocking_timeout)
+        popped = pop_many(targets, self.blocking_timeout)
         if popped is None:
             return received
         # The lists were empty a moment ago, so this entry is fresh.
@@ -190,6 +183,57 @@ class BatchOperations:
             # What was pushed with it (a burst) comes in the same batch.
             received.extend(self._take_many(targets, max_messages - len(received)))
         return received
+
+    def send_batch_and_receive(
+        self, items: Iterable[tuple[str, Message]], channels: list[str], max_messages: int,
+    ) -> tuple[list[Exception | None], list[tuple[str, Message]]]:
+        """``send_batch``, then a non-blocking ``receive_batch``: one round trip when all is on one shard.
+
+        When the messages go to the shard the channels are on (always, with
+        one shard), both scripts travel in one pipeline; otherwise this
+        makes the two calls in turn. See
+        :meth:`~asgi_backends.base.BaseChannelLayer.send_batch_and_receive`.
+
+        Raises:
+            TypeError, ValueError: bad items, names or ``max_messages``;
+                nothing sent.
+            LayerUnavailable: Redis cannot be reached; the messages may
+                have been sent.
+        """
+        items = self.valid_send_items(items)
+        self.valid_max_messages(max_messages)
+        targets = self._targets(self.valid_channel_names(channels, receive=True))
+        results, calls = self.plan_sends(items)
+        received: list[tuple[str, Message]] = []
+        if len(targets) == 1 and all(call.shard is targets[0][0] for call in calls):
+            shard, keys = targets[0]
+            scripts = [(call.script, call.keys, call.args) for call in calls]
+            if shard in self._without_blmpop:  # Redis < 7.0: no LMPOP
+                replies = shard.run_many([*scripts, ("receive_batch", keys, (self.prefix, max_messages))])
+                entries = replies[-1]
+            else:
+                # The blocking receive's plain pop, without the wait; TIME dates the entries.
+                replies = shard.run_many(scripts, (("TIME",), ("LMPOP", len(keys), *keys, "LEFT",
+                                                              "COUNT", max_messages)))
+                popped = replies[-1]
+                if isinstance(popped, redis.ResponseError):
+                    if "unknown command" not in str(popped).lower():
+                        raise popped
+                    self.lacks_blmpop(shard)  # the sends ran; the pop did not
+                    entries = shard.run("receive_batch", keys, (self.prefix, max_messages))
+                else:
+                    entries, expired = self.fresh_entries(replies[-2], popped, True)
+                    if expired:
+                        shard.run("expired", (), (self.prefix, *expired))
+            for call, reply in zip(calls, replies):
+                self.collect_sends(items, results, call, reply)
+            self._decode_into(entries, received)
+            return results, received
+        for call in calls:
+            self.collect_sends(items, results, call, call.shard.run(call.script, call.keys, call.args))
+        if targets:
+            received = self._take_many(targets, max_messages)
+        return results, received
 
     def _pop_fresh(self, shard: Shard, keys: list[str], count: int) -> list[bytes]:
         """Wait (up to ``blocking_timeout``) on lists of one shard; return up to ``count`` unexpired entries.
@@ -254,22 +298,6 @@ class BatchOperations:
         """Note that ``shard``'s Redis has no ``BLMPOP`` (older than 7.0): its blocking pops use ``BLPOP``."""
         logger.info("Redis at %s has no BLMPOP (Redis < 7.0); blocking batch receives use BLPOP", shard.label)
         self._without_blmpop.add(shard)
-
-    def _blocking_pop_many(self, shard: Shard, keys: list[str], count: int) -> list[bytes] | None:
-        """``BLMPOP``: wait for the first list to fill, take up to ``count`` of it in one go.
-
-        Returns the entries, ``[]`` if the wait timed out, or None on a Redis
-        older than 7.0 (no ``BLMPOP``; the caller falls back to ``BLPOP``).
-        """
-        try:
-            popped = shard.execute("BLMPOP", self.blocking_timeout, len(keys), *keys, "LEFT", "COUNT", count)
-        except redis.ResponseError as exc:
-            if "unknown command" not in str(exc).lower():
-                raise
-            self.lacks_blmpop(shard)
-            return None
-        # The lists were empty a moment ago, so these entries are fresh.
-        return [] if popped is None else popped[1]
 
     def _take_many(self, targets: list[tuple[Shard, list[str]]], wanted: int) -> list[tuple[str, Message]]:
         # Each shard first gets its share of the batch, so channels on one

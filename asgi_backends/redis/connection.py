@@ -208,11 +208,12 @@ class Shard:
         self._write(connection, packed)
         return self._read(connection)
 
-    def _call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    def _call_many(self, commands: Sequence[Sequence[Any]], errors_in_place: bool = False) -> list[Any]:
         """Send several commands in one write and return their replies, like :meth:`_call`.
 
         Every reply is read before an error reply is raised (the first), so
-        the connection stays in step.
+        the connection stays in step; with ``errors_in_place`` error
+        replies are returned in their places instead.
         """
         connection = self._connection()
         if _pack is not None:
@@ -226,9 +227,9 @@ class Shard:
             try:
                 replies.append(self._read(connection))
             except ResponseError as exc:
-                replies.append(None)
+                replies.append(exc if errors_in_place else None)
                 error = error or exc
-        if error is not None:
+        if error is not None and not errors_in_place:
             raise error
         return replies
 
@@ -300,6 +301,42 @@ class Shard:
             raise
         except UNAVAILABLE_ERRORS as exc:
             raise self.unavailable(exc) from exc
+
+    def run_many(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]],
+                 then: Sequence[Sequence[Any]] = ()) -> list[Any]:
+        """Run several of the layer's scripts, ``(script, keys, args)`` each, then the commands ``then``, in one round trip.
+
+        Returns every reply, the scripts' first; an error reply to one of
+        ``then`` is returned in its place (a ``redis.ResponseError``). A
+        script Redis does not know yet is loaded and its call run again on
+        its own (Redis ran none of it), so after what came after it in the
+        pipeline; everything else has run once, in order.
+
+        Raises:
+            redis.ResponseError: a script failed (the first such reply);
+                every other call ran.
+            LayerUnavailable: Redis cannot be reached.
+            redis.AuthenticationError: Redis refused the credentials.
+        """
+        commands = [("EVALSHA", SCRIPTS[script].sha, len(keys), *keys, *args) for script, keys, args in calls]
+        try:
+            replies = self._call_many([*commands, *then], errors_in_place=True)
+            error: ResponseError | None = None
+            for index, reply in enumerate(replies):
+                if index < len(commands) and isinstance(reply, NoScriptError):
+                    script = calls[index][0]
+                    logger.info("Loading Lua script %s into Redis at %s", script, self.label)
+                    self._call(("SCRIPT", "LOAD", SCRIPTS[script].source))
+                    replies[index] = self._call(commands[index])
+                elif index < len(commands) and isinstance(reply, ResponseError):
+                    error = error or reply
+        except AuthenticationError:
+            raise
+        except UNAVAILABLE_ERRORS as exc:
+            raise self.unavailable(exc) from exc
+        if error is not None:
+            raise error
+        return replies
 
     def execute(self, *args: Any) -> Any:
         """Run one Redis command; like :meth:`run` for errors."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -209,18 +210,54 @@ def test_batch_scripts_reloaded_after_script_flush(layer, raw):
     assert layer.receive_batch(["rt.script"], 5) == [("rt.script", {"n": 1}), ("rt.script", {"n": 2})]
 
 
-def test_blocking_batch_receive_without_blmpop(caplog):
-    # Redis before 7.0 has no BLMPOP: a server with the command renamed away stands in for one.
+def reads_processed(client) -> int:
+    return client.info("stats")["total_reads_processed"]
+
+
+def test_send_batch_and_receive_is_one_round_trip(layer, raw):
+    layer.send("rt.next", {"n": 1})
+    assert layer.send_batch_and_receive([], ["rt.next"], 1) == ([], [("rt.next", {"n": 1})])  # connected
+    layer.send("rt.next", {"n": 2})
+    before = reads_processed(raw)
+    results, received = layer.send_batch_and_receive([("rt.answer!x", {"n": 1})], ["rt.next", "rt.other"], 2)
+    # Redis read two requests: the layer's pipeline, and this INFO.
+    assert reads_processed(raw) - before == 2
+    assert (results, received) == ([None], [("rt.next", {"n": 2})])
+    assert layer.receive(["rt.answer!"]) == ("rt.answer!x", {"n": 1})
+
+
+def test_send_batch_and_receive_reloads_scripts_and_sends_once(layer, raw):
+    layer.send("rt.next", {"n": 1})
+    raw.script_flush()
+    assert layer.send_batch_and_receive([("rt.answer", {"n": 1}), ("rt.answer", {"n": 2})], ["rt.next"], 3) \
+        == ([None, None], [("rt.next", {"n": 1})])
+    assert layer.receive_batch(["rt.answer"], 5) == [("rt.answer", {"n": 1}), ("rt.answer", {"n": 2})]
+
+
+@contextlib.contextmanager
+def redis_without(*commands):
+    """A layer on a fresh redis-server with ``commands`` renamed away: Redis before 7.0 lacks (B)LMPOP."""
     port = free_port()
     directory = tempfile.mkdtemp(prefix="redis-test-")
+    renames = [arg for command in commands for arg in ("--rename-command", command, "")]
     process = subprocess.Popen(
         [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", directory, "--rename-command", "BLMPOP", ""],
+         "--appendonly", "no", "--dir", directory, *renames],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         layer = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{port}/0"], prefix="rt:", blocking_timeout=2)
         wait_for(lambda: _answers(layer))
+        yield layer
+        layer.close()
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_blocking_batch_receive_without_blmpop(caplog):
+    with redis_without("BLMPOP") as layer:
         timer = threading.Timer(0.2, layer.send_batch, args=([("rt.old", {"n": n}) for n in range(3)],))
         timer.start()
         with caplog.at_level(logging.INFO, logger="asgi_backends.redis.batch"):
@@ -234,11 +271,21 @@ def test_blocking_batch_receive_without_blmpop(caplog):
         layer.send("rt.old", {"n": 3})
         assert layer.receive_batch(["rt.old"], 5, block=True) == [("rt.old", {"n": 3})]
         assert not caplog.records
-        layer.close()
-    finally:
-        process.terminate()
-        process.wait(10)
-        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_send_batch_and_receive_without_lmpop(caplog):
+    with redis_without("BLMPOP", "LMPOP") as layer:
+        layer.send_batch([("rt.next", {"n": n}) for n in range(3)])
+        with caplog.at_level(logging.INFO, logger="asgi_backends.redis.batch"):
+            assert layer.send_batch_and_receive([("rt.answer", {"n": 1})], ["rt.next", "rt.more"], 2) \
+                == ([None], [("rt.next", {"n": 0}), ("rt.next", {"n": 1})])
+        assert any("no BLMPOP" in record.getMessage() for record in caplog.records)
+        caplog.clear()
+        # Remembered: the receive script travels with the sends.
+        assert layer.send_batch_and_receive([("rt.answer", {"n": 2})], ["rt.next"], 2) \
+            == ([None], [("rt.next", {"n": 2})])
+        assert not caplog.records
+        assert layer.receive_batch(["rt.answer"], 5) == [("rt.answer", {"n": 1}), ("rt.answer", {"n": 2})]
 
 
 def redis_seconds(client) -> float:

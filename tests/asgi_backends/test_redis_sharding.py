@@ -146,3 +146,20 @@ def test_cross_shard_blocking_receive_during_outage(three):
     layer.send(names[0], {"back": True})
     assert receiver.receive(names, block=True) == (names[0], {"back": True})
     receiver.close()
+
+
+def test_send_batch_and_receive_across_shards(three):
+    _, layer, _ = three
+    names = names_on_distinct_shards(layer, 3, "rt.spread")
+    # The sends go to every shard, the receive is on two: the calls are made in turn.
+    results, received = layer.send_batch_and_receive([(name, {"n": name}) for name in names], names[:2], 5)
+    assert results == [None, None, None]
+    taken = received + layer.receive_batch(names[:2], 5)
+    assert sorted(m["n"] for _, m in taken) == sorted(names[:2])
+    assert layer.receive([names[2]]) == (names[2], {"n": names[2]})
+    # One shard for all: the scripts and the pop travel together, the sends first (once Redis knows
+    # the script: a reloaded one runs after the pop).
+    layer.send(names[0], {"n": "known"})
+    assert layer.receive([names[0]]) == (names[0], {"n": "known"})
+    results, received = layer.send_batch_and_receive([(names[0], {"n": 0})], [names[0]], 5)
+    assert (results, received) == ([None], [(names[0], {"n": 0})])
