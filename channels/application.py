@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from asgi_backends.base import loggable_name
 from asgi_backends.retry import policy_for, send_retrying
+from worker.fetch import current_fetch
 
 from .http_turn import BODY_TIMEOUT, HTTP_EVENT_CHANNEL, HttpTurn, scope_from_request
 from .named import NamedChannels
@@ -273,7 +274,9 @@ class ApplicationConsumer:
         end: Message = {"replies": chunks[-1], "handled": number}
         if state is not None:
             end["state"] = state
-        layer.send(reply_channel, end)
+        fetch = current_fetch()  # the turn's end carries the worker's next receive
+        if fetch is None or not fetch.send(layer, reply_channel, end):
+            layer.send(reply_channel, end)
 
 
 def import_application(path: str) -> ASGIApp:

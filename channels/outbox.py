@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from asgi_backends.base import ChannelLayer
 from asgi_backends.retry import RetryPolicy, policy_for, send_retrying
+from worker.fetch import Fetch
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +74,13 @@ class Outbox:
         else:
             callback()
 
-    def flush(self, first: list[tuple[Any, dict]] | None = None) -> None:
+    def flush(self, first: list[tuple[Any, dict]] | None = None, fetch: Fetch | None = None) -> None:
         """Send everything held (``first`` before the rest), then run the callbacks.
 
         Consecutive sends to channels go out with one ``send_batch`` (one
-        round trip); group sends one by one, in their place. A send that
+        round trip); group sends one by one, in their place. When the last
+        of them are sends to channels, ``fetch`` (the worker's next
+        receive) travels with their batch. A send that
         meets ``ChannelFull`` is retried for up to ``retry_time`` (with the
         backoff of :class:`asgi_backends.retry.RetryPolicy`), after the
         later sends to that channel and before anything after the batch.
@@ -101,10 +104,11 @@ class Outbox:
                     while (end < len(entries) and entries[end][0].layer_method == "send"
                            and entries[end][0].channel_layer is layer):
                         end += 1
-                if end - index == 1:
+                last = fetch if end == len(entries) and target.layer_method == "send" else None
+                if end - index == 1 and last is None:
                     self._send(target, entries[index][1])
                 else:
-                    self._send_batch(layer, entries[index:end])
+                    self._send_batch(layer, entries[index:end], last)
                 index = end
         finally:
             for callback in after:
@@ -133,13 +137,16 @@ class Outbox:
             "and handle ChannelFull yourself."
         )
 
-    def _send_batch(self, layer: ChannelLayer, entries: list[tuple[Any, dict]]) -> None:
-        """Send held messages to channels of one layer in one batch, retrying full ones."""
+    def _send_batch(self, layer: ChannelLayer, entries: list[tuple[Any, dict]], fetch: Fetch | None = None) -> None:
+        """Send held messages to channels of one layer in one batch (with ``fetch``), retrying full ones."""
         pending = entries
         backoff = None
         failures: dict[int, BaseException] = {}
         while True:
-            results = layer.send_batch([(target.name, content) for target, content in pending])
+            items = [(target.name, content) for target, content in pending]
+            results = fetch.send_batch(layer, items) if fetch is not None else None
+            if results is None:
+                results = layer.send_batch(items)
             full = []
             for entry, result in zip(pending, results):
                 if isinstance(result, layer.ChannelFull):

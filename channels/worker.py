@@ -17,6 +17,7 @@ from django.db import close_old_connections
 from asgi_backends.base import ChannelLayer, loggable_name
 from worker import Worker as _Worker
 from worker import WorkerHooks
+from worker.fetch import current_fetch
 
 from . import settings as channel_settings
 from .asgi import ChannelLayerWrapper
@@ -107,7 +108,7 @@ class ChannelsHooks(WorkerHooks):
             if is_connect and reply is not None and self.auto_accept and not outbox.answered \
                     and not getattr(consumer, "manages_replies", False):
                 first = [(reply, ACCEPT)]
-            outbox.flush(first)
+            outbox.flush(first, current_fetch())
         finally:
             if outbox.active:
                 outbox.end()

@@ -18,6 +18,7 @@ second signal ends the process at once.
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import functools
 import logging
@@ -33,6 +34,7 @@ from asgi_backends.exceptions import LayerUnavailable
 from asgi_backends.retry import Outage
 
 from .exceptions import ConsumeLater
+from .fetch import Fetch
 from .requeue import RETRIES_KEY, Requeuer, retry_delay
 from .signals import WorkerHooks
 
@@ -84,12 +86,16 @@ class Worker:
             back before it is dropped.
         signal_handlers: install ``SIGTERM``/``SIGINT`` handlers in
             :meth:`run` (only possible from the main thread).
-        prefetch: with N > 0, one thread receives and keeps up to N messages
-            ready for the consumer threads, so a consumer thread never waits
-            for the layer's round trip. Faster under load; but a prefetched
-            message waits behind a slow consumer even when another worker
-            process is idle, so keep 0 when consumers can be slow. A
-            graceful stop still runs every prefetched message.
+        prefetch: with N > 0, up to N messages are kept ready besides the
+            one in hand: with one thread, that thread takes them with its
+            consumers' answers; with several, one more thread receives for
+            them all, so a consumer thread never waits for the layer's
+            round trip. Faster under load; but a prefetched message waits
+            behind a slow consumer even when another worker process is
+            idle, so keep 0 when consumers can be slow. A graceful stop
+            still runs every prefetched message. Whatever the setting, a
+            thread that receives for itself takes its next message in the
+            round trip that sends its consumer's answer.
         ordered_channels: channels (of those listened on) whose messages
             must run one at a time, in order: each gets one thread of its
             own, besides ``threads``, that alone receives from it.
@@ -168,9 +174,12 @@ class Worker:
                     f", and one thread each for {', '.join(ordered)}" if ordered else "")
         self.hooks.ready(self)
         targets: list[tuple[Any, str]]
+        # One thread, or no prefetch: each thread receives for itself, its next messages coming with
+        # its consumer's answer. Several threads sharing prefetched messages need the receiver thread.
+        shared_receiver = bool(self._listen) and self.prefetch > 0 and self.threads > 1
         if not self._listen:
             targets = []
-        elif self.prefetch:
+        elif shared_receiver:
             self._ready: queue.SimpleQueue = queue.SimpleQueue()
             # One slot per message held in this process: in a thread's hands or ready. A
             # SimpleQueue of tokens rather than a Semaphore: its get and put are C, where a
@@ -181,11 +190,12 @@ class Worker:
             targets = [(self._receive_ahead, "worker-receiver")]
             targets += [(self._consume_ready, f"worker-{index}") for index in range(self.threads)]
         else:
-            targets = [(self._loop, f"worker-{index}") for index in range(self.threads)]
+            loop = functools.partial(self._loop, self._listen, self.control_prefix, self.prefetch)
+            targets = [(loop, f"worker-{index}") for index in range(self.threads)]
         control = self.ordered_control_prefix
-        targets += [(functools.partial(self._loop, [name, control], control), f"worker-{name}") for name in ordered]
-        # One wake-up per thread blocked in a receive (prefetch: the receiver; the consumers wait on it).
-        shared = 0 if not self._listen else 1 if self.prefetch else self.threads
+        targets += [(functools.partial(self._loop, [name, control], control, 0), f"worker-{name}") for name in ordered]
+        # One wake-up per thread blocked in a receive (shared prefetch: the receiver; the consumers wait on it).
+        shared = 0 if not self._listen else 1 if shared_receiver else self.threads
         self._wake_ups = [self.control_prefix] * shared + [control] * len(ordered)
         for target, name in targets:
             thread = threading.Thread(target=self._thread, args=(target,), name=name, daemon=True)
@@ -246,24 +256,40 @@ class Worker:
         finally:
             self.hooks.thread_done()
 
-    def _loop(self, listen: list[str] | None = None, control: str | None = None) -> None:
-        """Receive and handle until stopped: from the shared channels, or from ``listen`` (one ordered channel)."""
-        receive = self.channel_layer.receive
-        listen = self._listen if listen is None else listen
-        control = self.control_prefix if control is None else control
+    def _loop(self, listen: list[str], control: str, ahead: int) -> None:
+        """Receive and handle until stopped: from the shared channels, or from ``listen`` (one ordered channel).
+
+        The thread holds up to ``ahead + 1`` messages. Each consumer's
+        answer carries the next receive in its round trip (a
+        :class:`~worker.fetch.Fetch`); only with nothing in hand does the
+        thread wait in a blocking receive. A stop runs what it holds first.
+        """
+        layer = self.channel_layer
+        receive_batch = layer.receive_batch
         outage = self._outage
-        while not self._stopping.is_set():
-            try:
-                channel, content = receive(listen, block=True)
-            except Exception as exc:
-                self._stopping.wait(self._outage.failed(exc))  # back off while the layer is down
+        stopping = self._stopping
+        handle = self.handle
+        held: collections.deque[tuple[str, dict]] = collections.deque()
+        while True:
+            if not held:
+                if stopping.is_set():
+                    return
+                try:
+                    batch = receive_batch(listen, ahead + 1, block=True)
+                except Exception as exc:
+                    stopping.wait(outage.failed(exc))  # back off while the layer is down
+                    continue
+                outage.succeeded()
+                held.extend(item for item in batch if not item[0].startswith(control))
                 continue
-            outage.succeeded()
-            if channel is None:
+            channel, content = held.popleft()
+            if stopping.is_set():
+                handle(channel, content)
                 continue
-            if channel.startswith(control):
-                continue
-            self.handle(channel, content)
+            fetch = Fetch(layer, listen, ahead + 1 - len(held))
+            handle(channel, content, fetch)
+            if fetch.received:
+                held.extend(item for item in fetch.received if not item[0].startswith(control))
 
     def _receive_ahead(self) -> None:
         """Prefetch mode: receive while consumer threads work; hand messages over in order.
@@ -324,8 +350,13 @@ class Worker:
             finally:
                 free_slot(True)
 
-    def handle(self, channel: str, content: dict) -> None:
-        """Route one message and run its consumer, containing every failure."""
+    def handle(self, channel: str, content: dict, fetch: Fetch | None = None) -> None:
+        """Route one message and run its consumer, containing every failure.
+
+        ``fetch``, the thread's next receive, is offered (see
+        :func:`~worker.fetch.current_fetch`) to whatever sends the
+        consumer's answer, to make in the same round trip.
+        """
         try:
             message = self._make_message(channel, content, self.channel_layer)
             match = self._match(message)
@@ -340,7 +371,11 @@ class Worker:
         consumer, kwargs = match
         self._dispatching(channel, message, consumer)
         try:
-            self._call(consumer, message, kwargs)
+            if fetch is None:
+                self._call(consumer, message, kwargs)
+            else:
+                with fetch.offered():
+                    self._call(consumer, message, kwargs)
         except ConsumeLater:
             self.requeue(channel, content)
         except LayerUnavailable as exc:

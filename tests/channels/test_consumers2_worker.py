@@ -20,6 +20,7 @@ from channels.consumer import _USES_ASYNC_TO_SYNC, SyncConsumer
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
 from channels.worker import ChannelsHooks, Worker
 from tests.channels import consumers2 as c
+from worker.fetch import Fetch
 
 PREFIX = "interface.response.test!"
 
@@ -161,6 +162,19 @@ def test_orm_works_in_a_sync_handler(server, django_db):
 def test_async_consumer(server):
     conn = server.connect("/echo/")
     assert texts(conn.send("x")) == ["x"]
+
+
+def test_a_turns_end_carries_the_workers_next_receive(server):
+    conn = server.connect("/echo/")
+    waiting = {"reply_channel": conn.reply_channel, "path": "/echo/", "text": "next"}
+    server.layer.send("websocket.receive", waiting)
+    fetch = Fetch(server.layer, ["websocket.receive"], 1)
+    conn.turn += 1
+    server.worker.handle("websocket.receive", {"reply_channel": conn.reply_channel, "path": "/echo/", "text": "x",
+                                               "order": 1, "turn": conn.turn, "state": conn.state,
+                                               "keeps_state": True}, fetch)
+    assert texts(conn.take()) == ["x"]
+    assert fetch.received == [("websocket.receive", waiting)]
 
 
 def test_raising_handler_closes_1011_and_keeps_the_last_state(server, caplog):

@@ -11,6 +11,7 @@ from django.test import override_settings
 
 from channels.exceptions import RequestAborted, RequestTimeout
 from channels.handler import AsgiHandler, AsgiRequest, ViewConsumer
+from channels.worker import Worker
 from tests.channels.helpers import dispatch, drain, message
 
 
@@ -208,3 +209,21 @@ def test_a_slow_reader_gets_the_whole_response():
     ViewConsumer()(request_message(small, "/big/"))
     reader.join(10)
     assert b"".join(part["content"] for part in parts) == b"x" * (1300 * 1024) and len(parts) == 3
+
+
+def test_only_the_last_message_of_a_response_carries_the_workers_next_receive(layer):
+    from worker.fetch import Fetch
+
+    class RecordingFetch(Fetch):
+        def send_batch(self, layer, items):
+            self.carried = [message["more_content"] for _, message in items]
+            return super().send_batch(layer, items)
+
+    waiting = request_message(layer, "/").content
+    layer.send("http.request", waiting)
+    fetch = RecordingFetch(layer, ["http.request"], 1)
+    Worker(layer, signal_handlers=False).handle("http.request", request_message(layer, "/big/").content, fetch)
+    status, _, body, count = response_of(layer)
+    assert status == 200 and body == b"x" * (1300 * 1024) and count == 3
+    assert fetch.carried == [False]
+    assert fetch.received == [("http.request", waiting)]

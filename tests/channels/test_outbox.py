@@ -8,6 +8,7 @@ import pytest
 
 from channels.channel import Channel, Group
 from channels.outbox import Outbox
+from worker.fetch import Fetch
 from tests.support.waiting import wait_until
 
 from .helpers import drain
@@ -132,3 +133,68 @@ def test_a_lone_held_send_gives_up_after_retry_time():
     with pytest.raises(RuntimeError, match="stayed full for 0s"):
         outbox.flush()
     assert small.channel_statistics("outbox.full")["channel_full_count"] == 1
+
+
+class RecordingFetch(Fetch):
+    """A worker's fetch that notes which sends carried it."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.carried = []
+
+    def send_batch(self, layer, items):
+        results = super().send_batch(layer, items)
+        if results is not None:
+            self.carried.append([message["n"] for _, message in items])
+        return results
+
+
+def test_the_last_channel_sends_carry_the_workers_next_receive(layer):
+    layer.send("outbox.jobs", {"n": "next"})
+    outbox = Outbox()
+    outbox.begin()
+    outbox.add(Channel("outbox.a", channel_layer=layer), {"n": 0})
+    outbox.add(Group("outbox-group", channel_layer=layer), {"n": "group"})
+    outbox.add(Channel("outbox.a", channel_layer=layer), {"n": 1})
+    outbox.add(Channel("outbox.b", channel_layer=layer), {"n": 2})
+    fetch = RecordingFetch(layer, ["outbox.jobs"], 2)
+    outbox.flush(fetch=fetch)
+    assert fetch.carried == [[1, 2]]
+    assert fetch.received == [("outbox.jobs", {"n": "next"})]
+    assert [m["n"] for m in drain(layer, "outbox.a")] == [0, 1]
+    assert [m["n"] for m in drain(layer, "outbox.b")] == [2]
+
+
+def test_a_fetch_goes_unused_when_a_group_send_is_last_or_another_layer_is_sent_to(layer):
+    from asgi_backends.inmemory import ChannelLayer
+
+    other = ChannelLayer()
+    for last in (Group("outbox-group", channel_layer=layer), Channel("outbox.c", channel_layer=other)):
+        outbox = Outbox()
+        outbox.begin()
+        outbox.add(Channel("outbox.a", channel_layer=layer), {"n": 0})
+        outbox.add(last, {"n": 1})
+        fetch = RecordingFetch(layer, ["outbox.jobs"], 1)
+        outbox.flush(fetch=fetch)
+        assert fetch.carried == [] and fetch.received is None
+        assert [m["n"] for m in drain(layer, "outbox.a")] == [0]
+    assert [m["n"] for m in drain(other, "outbox.c")] == [1]
+
+
+def test_a_full_channel_met_with_the_fetch_is_retried_until_it_drains():
+    from asgi_backends.inmemory import ChannelLayer
+
+    small = ChannelLayer(capacity=1)
+    small.send("outbox.full", {"n": 0})
+    outbox = Outbox()
+    outbox.begin()
+    outbox.add(Channel("outbox.full", channel_layer=small), {"n": 1})
+    fetch = RecordingFetch(small, ["outbox.jobs"], 1)
+    reader = threading.Thread(target=lambda: (
+        wait_until(lambda: small.channel_statistics("outbox.full")["channel_full_count"], what="a refused send"),
+        small.receive(["outbox.full"])))
+    reader.start()
+    outbox.flush(fetch=fetch)
+    reader.join(10)
+    assert fetch.carried == [[1]] and fetch.received == []
+    assert drain(small, "outbox.full") == [{"n": 1}]

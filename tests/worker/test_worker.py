@@ -15,6 +15,7 @@ import pytest
 from asgi_backends.inmemory import ChannelLayer
 from tests.support import waiting
 from worker import ConsumeLater, Worker, WorkerHooks
+from worker.fetch import current_fetch
 from worker.requeue import Requeuer, retry_delay
 from worker.worker import filter_channels
 
@@ -316,17 +317,74 @@ def test_prefetch_runs_everything_in_order_and_stop_keeps_the_rest_queued(layer)
         if message["n"] == 0:
             gate.wait(5)
 
-    worker = running(layer, {"jobs": consume}, threads=1, prefetch=1)
     for n in range(4):
         layer.send("jobs", {"n": n})
+    worker = running(layer, {"jobs": consume}, threads=1, prefetch=1)
     wait_until(lambda: seen == [0])
-    # One message in hand, one prefetched; the receiver holds no slot for a third.
+    # One message in hand, one prefetched; nothing more is taken while the consumer runs.
     wait_until(lambda: layer.channel_statistics("jobs")["messages_pending"] == 2)
     worker.stop()
     gate.set()
     assert worker.join(5)
     assert seen == [0, 1]  # the prefetched message ran before the worker left
     assert [layer.receive(["jobs"])[1]["n"] for _ in range(2)] == [2, 3]
+
+
+class RecordingLayer(ChannelLayer):
+    """An in-memory layer that notes its blocking receives and its sends that carry a receive."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = []
+
+    def receive_batch(self, channels, max_messages, block=False):
+        received = super().receive_batch(channels, max_messages, block=block)
+        if block and received:
+            self.calls.append(("blocking receive", [message.get("n") for _, message in received]))
+        return received
+
+    def send_batch_and_receive(self, items, channels, max_messages):
+        results, received = super().send_batch_and_receive(items, channels, max_messages)
+        self.calls.append(("answer and receive", max_messages, [message.get("n") for _, message in received]))
+        return results, received
+
+
+class AnsweringHooks(WorkerHooks):
+    """Sends each consumer's answer itself, as the Django app's outbox does: with the worker's fetch."""
+
+    def call(self, consumer, message, kwargs):
+        answer = consumer(message, **kwargs)
+        fetch = current_fetch()
+        if answer is not None and not (fetch and fetch.send(message.channel_layer, "answers", answer)):
+            message.channel_layer.send("answers", answer)
+
+
+@pytest.mark.parametrize("prefetch", [0, 1])
+def test_each_answer_carries_the_next_receive(prefetch):
+    layer = RecordingLayer(blocking_timeout=5.0)
+    for n in range(5):
+        layer.send("jobs", {"n": n})
+    worker = Worker(layer, TableRouter({"jobs": lambda m: {"n": m["n"]}, "quiet": lambda m: None}),
+                    AnsweringHooks(), signal_handlers=False, prefetch=prefetch)
+    worker.start()
+    try:
+        wait_until(lambda: len(layer.calls) == 6)
+        assert [layer.receive(["answers"])[1]["n"] for _ in range(5)] == [0, 1, 2, 3, 4]
+        # One blocking receive took what the thread may hold; each answer took the next ones,
+        # topping the thread up to prefetch + 1 messages.
+        held = prefetch + 1
+        assert layer.calls[0] == ("blocking receive", list(range(held)))
+        assert [call[0] for call in layer.calls[1:]] == ["answer and receive"] * 5
+        assert [n for call in layer.calls[1:] for n in call[2]] == list(range(held, 5))
+        assert [call[1] for call in layer.calls[1:]] == [1, 1, 1, 1, held]
+        # A consumer that answers nothing takes nothing: the thread receives as usual.
+        layer.send("quiet", {"n": 5})
+        layer.send("jobs", {"n": 6})
+        wait_until(lambda: layer.channel_statistics("answers")["messages_pending"] == 1)
+        assert layer.receive(["answers"]) == ("answers", {"n": 6})
+    finally:
+        worker.stop()
+        assert worker.join(5)
 
 
 def test_prefetch_with_a_thread_pool(layer):
