@@ -29,8 +29,10 @@ import logging
 import socket
 from typing import Any, Callable, Protocol, Sequence
 
-from twisted.internet.interfaces import IPushProducer, ISSLTransport, ISystemHandle
+from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
+
+from asgi_backends.sockets import plain_socket
 
 logger = logging.getLogger(__name__)
 
@@ -53,19 +55,6 @@ class Consumer(Protocol):
     def loseConnection(self) -> None: ...
 
     def abortConnection(self) -> None: ...
-
-
-def plain_socket(transport: Any) -> socket.socket | None:
-    """The socket under ``transport`` if bytes may be written to it directly, else None.
-
-    That is a TCP or Unix transport without TLS (whose bytes must go
-    through the TLS layer) and with a real socket (a test's StringTransport
-    has none).
-    """
-    if ISSLTransport.providedBy(transport) or not ISystemHandle.providedBy(transport):
-        return None
-    handle = transport.getHandle()
-    return handle if isinstance(handle, socket.socket) else None
 
 
 @implementer(IPushProducer)

@@ -218,7 +218,7 @@ class ShardLink:
             error = reply_error(errors[0])
             logger.error("Redis at %s refused the connection's setup: %s", self.shard.label, error)
             protocol.on_lost = lambda _: None
-            protocol.transport.loseConnection()
+            protocol.close()
             self._connect_failed(error)
             return
         self._ready(protocol)
@@ -228,7 +228,7 @@ class ShardLink:
         if self._closed or not protocol.connected_now:
             protocol.on_lost = lambda _: None
             if protocol.connected_now:
-                protocol.transport.loseConnection()
+                protocol.close()
             self._fail_pending(RedisConnectionError("the connection closed as it opened"))
             return
         self._protocol = protocol
@@ -264,7 +264,7 @@ class ShardLink:
         self._closed = True
         protocol = self._protocol
         if protocol is not None and protocol.connected_now:
-            protocol.transport.loseConnection()
+            protocol.close()
 
 
 class ReactorRedisClient:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -26,6 +27,7 @@ from redis.connection import UnixDomainSocketConnection, parse_url
 from twisted.internet import protocol
 from twisted.python.failure import Failure
 
+from ..sockets import plain_socket
 from .connection import ReplyLost
 
 logger = logging.getLogger(__name__)
@@ -119,6 +121,12 @@ def reactor_address(host: Any, options: Mapping[str, Any]) -> RedisAddress | Non
 class RespProtocol(protocol.Protocol):
     """A pipelined RESP2 connection: requests written at once, replies handed back in order.
 
+    On a plain TCP or Unix socket a request is sent straight to the socket
+    (see :mod:`asgi_backends.sockets`), and only what the kernel does not
+    take goes to the transport. Later requests follow it through the
+    transport until every request so far has been answered: Redis has
+    then read all that was written, so the transport holds nothing.
+
     Args:
         reactor: its clock times the replies (:attr:`reply_timeout`).
         reply_timeout: seconds the oldest unanswered request may wait before
@@ -142,6 +150,9 @@ class RespProtocol(protocol.Protocol):
         self._waiting: collections.deque[list[Any]] = collections.deque()
         self._progress = 0.0
         self._watchdog: Any = None
+        # The socket while requests may be sent straight to it; and whether the transport holds some.
+        self._socket: socket.socket | None = None
+        self._held = False
 
     @property
     def outstanding(self) -> int:
@@ -150,6 +161,7 @@ class RespProtocol(protocol.Protocol):
 
     def connectionMade(self) -> None:
         self.connected_now = True
+        self._socket = plain_socket(self.transport)
 
     def request(self, packed: bytes, count: int, callback: ReplyCallback) -> None:
         """Write ``count`` packed commands; ``callback`` gets their replies (or the error that ended the connection)."""
@@ -158,6 +170,16 @@ class RespProtocol(protocol.Protocol):
             if self.reply_timeout is not None and self._watchdog is None:
                 self._watchdog = self.reactor.callLater(self.reply_timeout, self._check_progress)
         self._waiting.append([callback, count, []])
+        sock = self._socket
+        if sock is not None and not self._held:
+            try:
+                sent = sock.send(packed)
+            except OSError:  # it would block, or failed: the transport's own write meets that and reports it
+                sent = 0
+            if sent == len(packed):
+                return
+            packed = packed[sent:]
+            self._held = True
         self.transport.write(packed)
 
     def dataReceived(self, data: bytes) -> None:
@@ -189,9 +211,20 @@ class RespProtocol(protocol.Protocol):
                 return
         if waiting:
             self._progress = self.reactor.seconds()
+        else:
+            self._held = False  # every request answered: Redis has read every byte written
+
+    def close(self) -> None:
+        """Close the connection once what was written has been sent; nothing more goes straight to the socket."""
+        self._socket = None
+        self.transport.loseConnection()
 
     def _broken(self, why: str) -> None:
         logger.error("%s; dropping the connection", why)
+        self._abort()
+
+    def _abort(self) -> None:
+        self._socket = None
         self.transport.abortConnection()
 
     def _check_progress(self) -> None:
@@ -201,12 +234,13 @@ class RespProtocol(protocol.Protocol):
         waited = self.reactor.seconds() - self._progress
         if waited >= self.reply_timeout:
             logger.warning("Redis did not answer for %.1f s; dropping the connection", waited)
-            self.transport.abortConnection()
+            self._abort()
             return
         self._watchdog = self.reactor.callLater(self.reply_timeout - waited, self._check_progress)
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self.connected_now = False
+        self._socket = None
         if self._watchdog is not None and self._watchdog.active():
             self._watchdog.cancel()
         self._watchdog = None

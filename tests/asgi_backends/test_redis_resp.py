@@ -7,13 +7,16 @@ control: that is where a resent command could overtake a later one.
 
 from __future__ import annotations
 
+import socket
 import time
 
 import hiredis
 from twisted.internet import protocol, task
+from twisted.internet.interfaces import ISystemHandle
 from twisted.internet.pollreactor import PollReactor
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from asgi_backends.redis import RedisChannelLayer
 from asgi_backends.redis.connection import ReplyLost
@@ -147,3 +150,71 @@ def test_after_noscript_nothing_new_is_written_until_the_earlier_requests_answer
         for selectable in reactor.removeAll():
             selectable.connectionLost(Failure(ConnectionError("test over")))
         reactor.waker.connectionLost(None)
+
+
+@implementer(ISystemHandle)
+class SocketTransport:
+    """A transport over a real socket that keeps what it is handed, as Twisted's does until it can send it."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffered = []
+        self.disconnecting = False
+
+    def getHandle(self):
+        return self.sock
+
+    def write(self, data):
+        self.buffered.append(bytes(data))
+
+    def loseConnection(self):
+        self.disconnecting = True
+
+    def abortConnection(self):
+        self.disconnecting = True
+
+
+def read_exactly(sock, count):
+    data = b""
+    sock.settimeout(5)
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        assert chunk, "the socket closed"
+        data += chunk
+    return data
+
+
+def test_requests_go_straight_to_a_plain_socket_until_the_kernel_takes_only_part():
+    ours, redis_side = socket.socketpair()
+    try:
+        ours.setblocking(False)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        proto = RespProtocol(task.Clock(), None, lambda _: None)
+        transport = SocketTransport(ours)
+        proto.makeConnection(transport)
+        got = []
+        small = hiredis.pack_command(("GET", "a"))
+        proto.request(small, 1, got.append)
+        assert read_exactly(redis_side, len(small)) == small and transport.buffered == []
+        # More than the socket takes: the rest goes to the transport, and so does what follows,
+        # even though the reader makes room.
+        large = hiredis.pack_command(("SET", "k", "v" * 2_000_000))
+        proto.request(large, 1, got.append)
+        assert transport.buffered and len(transport.buffered[0]) < len(large)
+        taken = len(large) - len(transport.buffered[0])
+        assert read_exactly(redis_side, taken) == large[:taken]
+        proto.request(small, 1, got.append)
+        assert len(transport.buffered) == 2 and transport.buffered[1] == small
+        # Answered in full: Redis read it all, so the transport holds nothing and the socket is free again.
+        proto.dataReceived(b"$1\r\nx\r\n+OK\r\n$1\r\ny\r\n")
+        assert got == [[b"x"], [b"OK"], [b"y"]]
+        proto.request(small, 1, got.append)
+        assert read_exactly(redis_side, len(small)) == small and len(transport.buffered) == 2
+        # Closing: nothing more goes straight to the socket.
+        proto.close()
+        proto.request(small, 1, got.append)
+        assert transport.disconnecting and transport.buffered[-1] == small
+    finally:
+        ours.close()
+        redis_side.close()
+

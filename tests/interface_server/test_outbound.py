@@ -20,7 +20,8 @@ from twisted.internet.interfaces import ISSLTransport, ISystemHandle
 from twisted.internet.testing import StringTransport
 from zope.interface import alsoProvides, implementer
 
-from interface_server.flow import OutboundBuffer, plain_socket
+from asgi_backends.sockets import plain_socket
+from interface_server.flow import OutboundBuffer
 
 from .test_ws_backpressure import HANDSHAKE
 
