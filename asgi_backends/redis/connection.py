@@ -59,6 +59,11 @@ UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 _PLAIN_READ = Connection.read_response  # TCP, TLS and Unix socket connections all read with it
 
+try:  # what redis-py's hiredis reader returns for "not enough data yet": its own object since 8.0
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH
+except ImportError:  # older redis-py: hiredis's default, False
+    _NOT_ENOUGH = False
+
 
 def describe_host(host: Any) -> str:
     """Return a stable label for a ``hosts`` entry (also its place on the hash ring)."""
@@ -96,6 +101,9 @@ def make_pool(host: Any, pool_size: int, connection_kwargs: dict[str, Any]) -> r
     options = {
         "retry": make_retry(),
         "socket_connect_timeout": 2.0,
+        # RESP2, which the layer's replies are read in with hiredis directly; redis-py 8 defaults to
+        # RESP3, whose replies go through its own per-call wrapping (push messages the layer never uses).
+        "protocol": 2,
         **connection_kwargs,
         "decode_responses": False,
     }
@@ -265,7 +273,7 @@ class Shard:
             # redis-py's hiredis parser, without the per-call wrapping of
             # Connection.read_response (which costs more than the parse).
             reply = reader.gets()
-            while reply is False:
+            while reply is _NOT_ENOUGH:
                 parser.read_from_socket()
                 reply = reader.gets()
             if isinstance(reply, (ResponseError, RedisConnectionError)):

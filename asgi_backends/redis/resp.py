@@ -101,6 +101,8 @@ def reactor_address(host: Any, options: Mapping[str, Any]) -> RedisAddress | Non
     else:
         return None
     merged = {**options, **settings}
+    if merged.pop("protocol", 2) not in (2, "2"):
+        return None  # RESP3: the reactor's connections speak RESP2, the layer's default
     if any(name not in _HONOURED and name not in ("host", "port", "path") for name in merged):
         return None
     path = merged.get("path")

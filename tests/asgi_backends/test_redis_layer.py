@@ -226,6 +226,15 @@ def test_send_batch_and_receive_is_one_round_trip(layer, raw):
     assert layer.receive(["rt.answer!"]) == ("rt.answer!x", {"n": 1})
 
 
+def test_the_layer_speaks_resp2_and_reads_replies_split_across_reads(layer, raw):
+    large = {"blob": b"x" * 700_000}
+    layer.send("rt.large", large)
+    assert layer.receive(["rt.large"]) == ("rt.large", large)  # the reply arrives in many reads
+    own = raw.client_id()
+    clients = [client for client in raw.client_list() if int(client["id"]) != own]
+    assert clients and all(client["resp"] == "2" for client in clients)
+
+
 def test_send_batch_and_receive_reloads_scripts_and_sends_once(layer, raw):
     layer.send("rt.next", {"n": 1})
     raw.script_flush()

@@ -289,6 +289,9 @@ def test_addresses_carry_what_the_handshake_needs():
     assert address.handshake() == [("AUTH", "ada", "pw"), ("CLIENT", "SETNAME", "is"), ("SELECT", 4)]
     assert reactor_address(("::1", 6379), {}).handshake() == []
     assert reactor_address("unix:///run/redis.sock?db=2", {}).path == "/run/redis.sock"
+    # RESP2, asked for by name, is what the reactor speaks (and the layer's default).
+    assert reactor_address(("::1", 6379), {"protocol": 2}) is not None
+    assert reactor_address("redis://localhost:6379/0?protocol=2", {}) is not None
 
 
 def test_error_replies_become_redis_py_errors(reactor, redis_server):
