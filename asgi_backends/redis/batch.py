@@ -202,7 +202,7 @@ class BatchOperations:
         """
         items = self.valid_send_items(items)
         self.valid_max_messages(max_messages)
-        targets = self._targets(self.valid_channel_names(channels, receive=True))
+        targets = self._fetch_targets(channels)
         results, calls = self.plan_sends(items)
         received: list[tuple[str, Message]] = []
         if len(targets) == 1 and all(call.shard is targets[0][0] for call in calls):

@@ -33,6 +33,9 @@ SOCKET_TIMEOUT_MARGIN = 5.0
 """Seconds a connection's socket timeout exceeds the blocking-pop timeout."""
 
 
+FETCH_CACHE_SIZE = 64
+"""Channel lists whose checked receive targets ``send_batch_and_receive`` keeps."""
+
 class RedisChannelLayer(BatchOperations, BaseChannelLayer):
     """Channel layer backed by one or several Redis servers.
 
@@ -110,6 +113,9 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
         self._shards = self._make_shards(hosts, dict(connection_kwargs or {}), pool_size)
         self._ring = HashRing(self._shards)
         self._route_cache: dict[str, tuple[Shard, str]] = {}
+        # send_batch_and_receive's channel lists (a worker's, the same each time), checked and grouped once.
+        self._fetch_cache: dict[tuple[str, ...], list[tuple[Shard, list[str]]]] = {}
+        self._fetch_turn = 0
         self._without_blmpop: set[Shard] = set()
 
     def _make_shards(self, hosts: Sequence[Any] | None, options: dict[str, Any], pool_size: int) -> list[Shard]:
@@ -228,6 +234,33 @@ class RedisChannelLayer(BatchOperations, BaseChannelLayer):
         targets = list(by_shard.items())
         random.shuffle(targets)
         return targets
+
+    def _fetch_targets(self, channels: list[str]) -> list[tuple[Shard, list[str]]]:
+        """:meth:`_targets` for a list received from again and again: checked and grouped once, then rotated.
+
+        On one shard the keys start one further along at each call, so each
+        list takes its turn at the head of a pop that serves the first list
+        with entries; across shards, the order is shuffled as usual.
+        """
+        if type(channels) is not list:
+            return self._targets(self.valid_channel_names(channels, receive=True))
+        key = tuple(channels)
+        try:
+            targets = self._fetch_cache.get(key)
+        except TypeError:  # something unhashable among the names: let the check say what is wrong
+            return self._targets(self.valid_channel_names(channels, receive=True))
+        if targets is None:
+            targets = self._targets(self.valid_channel_names(channels, receive=True))
+            if len(self._fetch_cache) >= FETCH_CACHE_SIZE:
+                self._fetch_cache.clear()
+            self._fetch_cache[key] = targets
+        if len(targets) != 1:
+            return self._targets(list(channels))
+        shard, keys = targets[0]
+        if len(keys) == 1:
+            return targets
+        turn = self._fetch_turn = (self._fetch_turn + 1) % len(keys)
+        return [(shard, keys[turn:] + keys[:turn])]
 
     def _decode(self, entry: bytes) -> tuple[str | None, Message | None]:
         _, channel, data = entry.split(b":", 2)

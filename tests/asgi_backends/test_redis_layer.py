@@ -235,6 +235,21 @@ def test_the_layer_speaks_resp2_and_reads_replies_split_across_reads(layer, raw)
     assert clients and all(client["resp"] == "2" for client in clients)
 
 
+def test_send_batch_and_receive_gives_each_list_its_turn(layer):
+    for n in range(20):
+        layer.send("rt.busy", {"n": n})
+        layer.send("rt.also", {"n": n})
+    taken = [layer.send_batch_and_receive([], ["rt.busy", "rt.also", "rt.idle"], 2)[1] for _ in range(9)]
+    channels = [channel for batch in taken for channel, _ in batch]
+    # A pop serves the first list with entries, and the lists take turns at the head.
+    assert channels.count("rt.busy") >= 4 and channels.count("rt.also") >= 4
+    for name in ("rt.busy", "rt.also"):
+        assert [m["n"] for batch in taken for c, m in batch if c == name] == list(range(channels.count(name)))
+    for bad in ("rt.busy", [["rt.busy"]], ["rt.bad!x"]):
+        with pytest.raises(TypeError):
+            layer.send_batch_and_receive([], bad, 1)
+
+
 def test_send_batch_and_receive_reloads_scripts_and_sends_once(layer, raw):
     layer.send("rt.next", {"n": 1})
     raw.script_flush()
