@@ -13,8 +13,7 @@ worker that round trip, nothing else.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from asgi_backends.base import ChannelLayer, Message
 
@@ -77,14 +76,14 @@ class Fetch:
             return False
         raise result
 
-    @contextmanager
-    def offered(self) -> Iterator[None]:
-        """Make this the thread's :func:`current_fetch` for the block."""
+    def offer(self) -> None:
+        """Make this the thread's :func:`current_fetch` (until :meth:`withdraw`)."""
         _offered.fetch = self
-        try:
-            yield
-        finally:
-            _offered.fetch = None
+
+    @staticmethod
+    def withdraw() -> None:
+        """Leave the thread without a :func:`current_fetch`."""
+        _offered.fetch = None
 
 
 _offered = threading.local()

@@ -374,8 +374,11 @@ class Worker:
             if fetch is None:
                 self._call(consumer, message, kwargs)
             else:
-                with fetch.offered():
+                fetch.offer()
+                try:
                     self._call(consumer, message, kwargs)
+                finally:
+                    fetch.withdraw()
         except ConsumeLater:
             self.requeue(channel, content)
         except LayerUnavailable as exc:
