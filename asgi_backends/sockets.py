@@ -1,4 +1,4 @@
-"""The socket under a Twisted transport, for code that writes to it directly.
+"""Writing straight to the socket under a Twisted transport.
 
 Twisted buffers every write: it asks the reactor to hear when the socket
 can be written (an ``epoll_ctl``), sends on the next turn of the loop and
@@ -27,3 +27,16 @@ def plain_socket(transport: Any) -> socket.socket | None:
         return None
     handle = transport.getHandle()
     return handle if isinstance(handle, socket.socket) else None
+
+
+def send_now(sock: socket.socket, data: bytes) -> bytes:
+    """Send what the kernel takes of ``data`` at once; return the rest (empty when all of it went).
+
+    A socket that would block, or has failed, takes nothing: the
+    transport's own write, handed the rest, meets that and reports it.
+    """
+    try:
+        sent = sock.send(data)
+    except OSError:
+        return data
+    return b"" if sent == len(data) else data[sent:]

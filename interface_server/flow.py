@@ -32,7 +32,7 @@ from typing import Any, Callable, Protocol, Sequence
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-from asgi_backends.sockets import plain_socket
+from asgi_backends.sockets import plain_socket, send_now
 
 logger = logging.getLogger(__name__)
 
@@ -166,14 +166,9 @@ class OutboundBuffer:
         """Write ``data``: to the socket if the transport holds nothing of ours, else through the transport."""
         sock = self.socket
         if sock is not None and not self.held:
-            try:
-                sent = sock.send(data)
-            except OSError:  # it would block, or failed: the transport's own write meets that and reports it
-                sent = 0
-            if sent == len(data):
+            data = send_now(sock, data)
+            if not data:
                 return
-            if sent:
-                data = data[sent:]
             self.held = True
         self.transport.write(data)
 

@@ -27,7 +27,7 @@ from redis.connection import UnixDomainSocketConnection, parse_url
 from twisted.internet import protocol
 from twisted.python.failure import Failure
 
-from ..sockets import plain_socket
+from ..sockets import plain_socket, send_now
 from .connection import ReplyLost
 
 logger = logging.getLogger(__name__)
@@ -174,13 +174,9 @@ class RespProtocol(protocol.Protocol):
         self._waiting.append([callback, count, []])
         sock = self._socket
         if sock is not None and not self._held:
-            try:
-                sent = sock.send(packed)
-            except OSError:  # it would block, or failed: the transport's own write meets that and reports it
-                sent = 0
-            if sent == len(packed):
+            packed = send_now(sock, packed)
+            if not packed:
                 return
-            packed = packed[sent:]
             self._held = True
         self.transport.write(packed)
 
