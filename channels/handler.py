@@ -282,8 +282,9 @@ class ViewConsumer:
     """The default ``http.request`` consumer: Django's URLconf, middleware and views.
 
     Response messages are sent at once (not held), so a streaming response
-    reaches the client as it is produced. A full reply channel is retried
-    for up to ``send_timeout`` seconds, then the response is abandoned.
+    reaches the client as it is produced; the last one carries the worker's
+    next receive (:mod:`worker.fetch`). A full reply channel is retried for
+    up to ``send_timeout`` seconds, then the response is abandoned.
     """
 
     handler_class = AsgiHandler

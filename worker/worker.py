@@ -1,7 +1,11 @@
 """The worker: receive from the routed channels, run consumers, repeat.
 
-One :class:`Worker` owns a pool of threads, each blocking on
-``channel_layer.receive(channels, block=True)``; nothing sleep-polls. A
+One :class:`Worker` owns a pool of threads. Each takes its next message in
+the round trip that sends its consumer's answer
+(``channel_layer.send_batch_and_receive``, see :mod:`worker.fetch`) and
+blocks in ``channel_layer.receive_batch(channels, ..., block=True)`` only
+with nothing in hand; nothing sleep-polls. (Several threads sharing
+prefetched messages have one more thread receiving for them all.) A
 private process-specific *control channel* is listened on as well, so that a
 shutdown can wake every blocked thread at once instead of waiting out the
 layer's blocking timeout.
@@ -292,7 +296,7 @@ class Worker:
                 held.extend(item for item in fetch.received if not item[0].startswith(control))
 
     def _receive_ahead(self) -> None:
-        """Prefetch mode: receive while consumer threads work; hand messages over in order.
+        """Several threads with prefetch: receive while the consumer threads work; hand messages over in order.
 
         Up to ``threads + prefetch`` messages are held in this process (in a
         thread's hands or ready), one slot each; whatever slots are free are
