@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from asgi_backends.base import loggable_name
 from asgi_backends.retry import policy_for, send_retrying
-from worker.fetch import current_fetch
+from worker.fetch import send_with_fetch
 
 from .http_turn import BODY_TIMEOUT, HTTP_EVENT_CHANNEL, HttpTurn, scope_from_request
 from .named import NamedChannels
@@ -242,7 +242,9 @@ class ApplicationConsumer:
         policy = policy_for(REPLY_SEND_TIMEOUT)
 
         def sink(reply: Message) -> None:
-            send_retrying(backend, reply_channel, reply, policy)
+            # The turn's answer (its last message) carries the worker's next receive.
+            if not (turn.answered and send_with_fetch(backend, reply_channel, reply)):
+                send_retrying(backend, reply_channel, reply, policy)
 
         loop, executor = _thread_loop()
         turn = HttpTurn(event, reply_channel, layer, attrs, executor, (scope_base.get("path"), reply_channel), sink,
@@ -274,8 +276,7 @@ class ApplicationConsumer:
         end: Message = {"replies": chunks[-1], "handled": number}
         if state is not None:
             end["state"] = state
-        fetch = current_fetch()  # the turn's end carries the worker's next receive
-        if fetch is None or not fetch.send(layer, reply_channel, end):
+        if not send_with_fetch(layer, reply_channel, end):  # the turn's end carries the worker's next receive
             layer.send(reply_channel, end)
 
 

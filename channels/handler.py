@@ -27,7 +27,7 @@ from django.utils.http import parse_header_parameters
 
 from asgi_backends.base import loggable_name
 from asgi_backends.retry import policy_for, send_retrying
-from worker.fetch import current_fetch
+from worker.fetch import send_with_fetch
 
 from .exceptions import RequestAborted, RequestTimeout, ResponseLater
 
@@ -301,11 +301,9 @@ class ViewConsumer:
             raise ValueError("http.request message has no reply_channel")
         layer = reply.channel_layer
         policy = policy_for(self.send_timeout)
-        fetch = current_fetch()
         for reply_message in self.handler(message):
             # The response's last message carries the worker's next receive.
-            if fetch is not None and not reply_message.get("more_content") \
-                    and fetch.send(layer, reply.name, reply_message):
+            if not reply_message.get("more_content") and send_with_fetch(layer, reply.name, reply_message):
                 continue
             try:  # the client reads slowly: give it up to send_timeout for each message
                 send_retrying(layer, reply.name, reply_message, policy)

@@ -92,3 +92,13 @@ _offered = threading.local()
 def current_fetch() -> Fetch | None:
     """Return the receive the worker offers while this thread's consumer runs, or None."""
     return getattr(_offered, "fetch", None)
+
+
+def send_with_fetch(layer: object, channel: str, message: Message) -> bool:
+    """Send a consumer's last message with the worker's offered fetch (:meth:`Fetch.send`); True if it went.
+
+    False, having sent nothing, when no fetch is offered or it cannot carry
+    the message: the caller sends it as usual.
+    """
+    fetch = current_fetch()
+    return fetch is not None and fetch.send(layer, channel, message)

@@ -23,6 +23,7 @@ from channels.generic.http import AsyncHttpConsumer
 from channels.routing import ProtocolTypeRouter, Router, URLRouter
 from channels.worker import ChannelsHooks, Worker
 from tests.channels import consumers2 as c
+from worker.fetch import Fetch
 
 PREFIX = "interface.response.test!"
 
@@ -130,6 +131,28 @@ def test_a_whole_response_is_one_message_and_nothing_more(server):
     assert request.messages == [{"replies": [{"status": 200, "headers": [[b"Content-Type", b"application/json"]],
                                               "content": b'{"value": 42}', "more_content": False}],
                                  "handled": 0, "end": True}]
+
+
+def test_the_answer_of_an_http_turn_carries_the_workers_next_receive(server):
+    waiting = {"n": "next"}
+    server.layer.send("http.request", waiting)
+    carried = []
+
+    class RecordingFetch(Fetch):
+        def send_batch(self, layer, items):
+            results = super().send_batch(layer, items)
+            carried.extend(message for _, message in items)
+            return results
+
+    reply_channel = server.layer.new_channel(PREFIX)
+    fetch = RecordingFetch(server.layer, ["http.request"], 1)
+    server.worker.handle("http.request", {
+        "reply_channel": reply_channel, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/json/", "query_string": b"", "root_path": "", "headers": [[b"host", b"x"]],
+        "body": b'{"value": 1}', "client": ["1.2.3.4", 5], "server": ["1.1.1.1", 80]}, fetch)
+    assert fetch.received == [("http.request", waiting)]
+    assert [reply["content"] for message in carried for reply in message["replies"]] == [b'{"value": 1}']
+    assert server.layer.receive([PREFIX]) == (reply_channel, carried[0])
 
 
 def test_server_sent_events_stay_open_for_group_events_until_the_last(server):
