@@ -502,8 +502,8 @@ class BaseChannelLayer:
         The sends follow :meth:`send_batch`'s rules, then the receive
         takes up to ``max_messages`` of what waits, each channel's oldest
         first, and never waits (a backend may take them from one channel
-        only, and come back empty-handed when it met expired messages). This default makes
-        the two calls one after the other.
+        only, and come back empty-handed when it met expired messages).
+        This default makes the two calls one after the other.
 
         Returns:
             ``(results, received)``: ``send_batch``'s results and the

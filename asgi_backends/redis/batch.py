@@ -21,6 +21,11 @@ from .connection import Shard
 logger = logging.getLogger(__name__)
 
 
+def unknown_command(error: Exception) -> bool:
+    """True if ``error`` is Redis refusing a command it does not have (``BLMPOP``/``LMPOP`` before 7.0)."""
+    return "unknown command" in str(error).lower()
+
+
 class SendCall(NamedTuple):
     """One script call of a ``send_batch``: which items it carries to which shard, and its arguments."""
 
@@ -217,7 +222,7 @@ class BatchOperations:
                                                               "COUNT", max_messages)))
                 popped = replies[-1]
                 if isinstance(popped, redis.ResponseError):
-                    if "unknown command" not in str(popped).lower():
+                    if not unknown_command(popped):
                         raise popped
                     self.lacks_blmpop(shard)  # the sends ran; the pop did not
                     entries = shard.run("receive_batch", keys, (self.prefix, max_messages))
@@ -255,7 +260,7 @@ class BatchOperations:
             try:
                 clock, popped = shard.execute_many(("TIME",), self.pop_command(keys, count, many))
             except redis.ResponseError as exc:
-                if not many or "unknown command" not in str(exc).lower():
+                if not many or not unknown_command(exc):
                     raise
                 self.lacks_blmpop(shard)
                 continue

@@ -296,15 +296,12 @@ class Shard:
             LayerUnavailable: Redis cannot be reached.
             redis.AuthenticationError: Redis refused the credentials.
         """
-        found = SCRIPTS[script]
+        command = ("EVALSHA", SCRIPTS[script].sha, len(keys), *keys, *args)
         try:
             try:
-                return self._call(("EVALSHA", found.sha, len(keys), *keys, *args))
+                return self._call(command)
             except NoScriptError:
-                # First use, or the server restarted and lost its script cache.
-                logger.info("Loading Lua script %s into Redis at %s", script, self.label)
-                self._call(("SCRIPT", "LOAD", found.source))
-                return self._call(("EVALSHA", found.sha, len(keys), *keys, *args))
+                return self._load_and_call(script, command)
         except AuthenticationError:
             raise
         except UNAVAILABLE_ERRORS as exc:
@@ -332,10 +329,7 @@ class Shard:
             error: ResponseError | None = None
             for index, reply in enumerate(replies):
                 if index < len(commands) and isinstance(reply, NoScriptError):
-                    script = calls[index][0]
-                    logger.info("Loading Lua script %s into Redis at %s", script, self.label)
-                    self._call(("SCRIPT", "LOAD", SCRIPTS[script].source))
-                    replies[index] = self._call(commands[index])
+                    replies[index] = self._load_and_call(calls[index][0], commands[index])
                 elif index < len(commands) and isinstance(reply, ResponseError):
                     error = error or reply
         except AuthenticationError:
@@ -345,6 +339,12 @@ class Shard:
         if error is not None:
             raise error
         return replies
+
+    def _load_and_call(self, script: str, command: Sequence[Any]) -> Any:
+        """Load ``script`` (first use, or Redis restarted and lost its script cache), then send its ``EVALSHA`` again."""
+        logger.info("Loading Lua script %s into Redis at %s", script, self.label)
+        self._call(("SCRIPT", "LOAD", SCRIPTS[script].source))
+        return self._call(command)
 
     def execute(self, *args: Any) -> Any:
         """Run one Redis command; like :meth:`run` for errors."""

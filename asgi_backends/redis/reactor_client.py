@@ -37,6 +37,7 @@ from twisted.internet import defer, endpoints
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 
 from ..base import Message
+from .batch import unknown_command
 from .connection import Shard
 from .resp import RedisAddress, ReplyCallback, RespProtocol
 from .scripts import SCRIPTS
@@ -375,7 +376,7 @@ class ReactorRedisClient:
             clock, popped = replies
             for reply in replies:
                 if isinstance(reply, hiredis.ReplyError):
-                    if many and "unknown command" in str(reply).lower():
+                    if many and unknown_command(reply):
                         layer.lacks_blmpop(shard)
                         attempt()
                     else:
